@@ -1,0 +1,1 @@
+"""hvmon's host-management core: connections, objects, drivers, XML."""
