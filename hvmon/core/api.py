@@ -321,6 +321,16 @@ class _Handle:
     def connection(self) -> Connection:
         return self._conn
 
+    @property
+    def _key(self) -> object:
+        return self._ref.uuid  # type: ignore[attr-defined]
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._key == self._key  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._key))
+
 
 class Domain(_Handle):
     """A domain (guest), named by UUID."""
@@ -339,12 +349,6 @@ class Domain(_Handle):
 
     def __repr__(self) -> str:
         return f"<Domain {self.name} {self.uuid}>"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Domain) and other.uuid == self.uuid
-
-    def __hash__(self) -> int:
-        return hash(self.uuid)
 
     def _act(self, action: str) -> None:
         self._driver.domain_lifecycle(self.uuid, action)
@@ -561,6 +565,10 @@ class StorageVolume(_Handle):
     @property
     def pool_name(self) -> str:
         return self._ref.pool
+
+    @property
+    def _key(self) -> object:
+        return (self._ref.pool, self._ref.name)
 
     def __repr__(self) -> str:
         return f"<StorageVolume {self.pool_name}/{self.name}>"
