@@ -128,7 +128,7 @@ class ControlFile:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
 
     def poll(self) -> dict[str, Any] | None:
         """The new content if the file changed since the last poll, else None."""
@@ -136,7 +136,7 @@ class ControlFile:
             st = os.stat(self.path)
         except FileNotFoundError:
             return None
-        stamp = (st.st_mtime, st.st_size)
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp == self._stamp:
             return None
         try:

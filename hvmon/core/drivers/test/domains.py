@@ -317,7 +317,7 @@ class DomainOps(TestPart):
             dom = obj.current()
             cpu = 0
             if obj.active:
-                cpu = self._profile(obj).cpu.at(obj.running_seconds(st.clock.now()))
+                cpu = self._profile(obj).cpu_time(obj.running_seconds(st.clock.now()))
             return DomainInfo(obj.state, dom.memory_kib, dom.current_memory_kib,
                               dom.active_vcpus, cpu)
 
@@ -343,6 +343,7 @@ class DomainOps(TestPart):
                     f"must be between 1 and the maximum {dom.memory_kib} KiB"
                 )
             dom.current_memory_kib = kib
+            obj.profile = None
 
     def domain_set_vcpus(self, uuid: str, count: int) -> None:
         with self._locked():
@@ -418,6 +419,7 @@ class DomainOps(TestPart):
             )
 
     def _profile(self, obj: DomainObj) -> simstats.Profile:
+        """The domain's stats profile, rebuilt after any change to its definition."""
         if obj.profile is None:
             dom = obj.current()
             devices = simstats.DeviceNames(
@@ -425,7 +427,9 @@ class DomainOps(TestPart):
                             for i, d in enumerate(dom.disks)),
                 nics=tuple(i.target_dev or f"vnet{n}" for n, i in enumerate(dom.interfaces)),
             )
-            obj.profile = simstats.Profile(self.state.controls.seed, obj.uuid, dom.vcpus, devices)
+            facts = simstats.Facts(dom.memory_kib, dom.current_memory_kib, dom.vcpus,
+                                   dom.active_vcpus)
+            obj.profile = simstats.Profile(self.state.controls.seed, obj.uuid, facts, devices)
         return obj.profile
 
     def _capacity(self, obj: DomainObj) -> dict[str, int]:
@@ -445,14 +449,11 @@ class DomainOps(TestPart):
                                        obj.metadata_controls.get("stall")))
             fail = controls.fail.get(obj.name, controls.fail.get(obj.uuid,
                                      obj.metadata_controls.get("fail")))
-            dom = obj.current()
             now = st.clock.now()
             snap = simstats.Snapshot(
                 state=int(obj.state), reason=int(obj.reason), active=obj.active,
                 running_seconds=obj.running_seconds(now), now=now,
-                max_kib=dom.memory_kib, current_kib=dom.current_memory_kib,
-                vcpus_max=dom.vcpus, vcpus_current=dom.active_vcpus,
-                capacity=self._capacity(obj) if obj.active else {},
+                capacity=self._capacity(obj) if obj.active and st.volume_paths else {},
             )
             profile = self._profile(obj)
         if stall:

@@ -1,9 +1,10 @@
 """Simulated, deterministic statistics for test-driver domains.
 
-Each domain gets a profile of rates drawn from ``random.Random(seed, uuid)``;
-counters grow with the domain's running time at a rate that swings between
-50% and 150% of the profile rate, so they are monotonic, look alive, and are
-the same for the same seed and clock.
+Each domain gets a profile of rates drawn from ``random.Random(seed, uuid)``.
+Every device (the CPU, each vCPU, disk and NIC) has one activity wave: its
+counters grow with the domain's running time at their rate times a factor
+that swings between 50% and 150%, so they are monotonic, move together as real
+I/O bursts do, and are the same for the same seed and clock.
 """
 
 from __future__ import annotations
@@ -15,25 +16,37 @@ from typing import Any
 
 _TAU = 2 * math.pi
 
-
-def _wave_integral(rate: float, t: float, period: float, phase: float) -> float:
-    """Integral over [0, t] of rate * (1 + 0.5 * sin(2πs/period + phase))."""
-    w = _TAU / period
-    return rate * (t + 0.5 * (math.cos(phase) - math.cos(w * t + phase)) / w)
-
-
-@dataclass(frozen=True)
-class Counter:
-    rate: float
-    period: float
-    phase: float
-
-    def at(self, t: float) -> int:
-        return int(_wave_integral(self.rate, t, self.period, self.phase)) if t > 0 else 0
+BLOCK_RATES = (
+    ("rd.reqs", 5, 200), ("rd.bytes", 20e3, 8e6), ("rd.times", 1e5, 5e7),
+    ("wr.reqs", 2, 100), ("wr.bytes", 10e3, 4e6), ("wr.times", 1e5, 9e7),
+    ("fl.reqs", 0.1, 5), ("fl.times", 1e4, 1e6),
+)
+NET_RATES = (
+    ("rx.bytes", 1e3, 2e6), ("rx.pkts", 5, 2000), ("rx.errs", 0, 0.001), ("rx.drop", 0, 0.01),
+    ("tx.bytes", 1e3, 1e6), ("tx.pkts", 5, 1500), ("tx.errs", 0, 0.001), ("tx.drop", 0, 0.01),
+)
 
 
-def _counter(rng: random.Random, low: float, high: float) -> Counter:
-    return Counter(rng.uniform(low, high), rng.uniform(30.0, 600.0), rng.uniform(0, _TAU))
+class Wave:
+    """Activity over time: ``integral(t)`` of 1 + 0.5·sin(ωs + φ) over [0, t]."""
+
+    __slots__ = ("omega", "phase", "start")
+
+    def __init__(self, rnd: random.Random) -> None:
+        self.omega = _TAU / (30.0 + 570.0 * rnd.random())
+        self.phase = _TAU * rnd.random()
+        self.start = math.cos(self.phase)
+
+    def integral(self, t: float) -> float:
+        if t <= 0:
+            return 0.0
+        return t + 0.5 * (self.start - math.cos(self.omega * t + self.phase)) / self.omega
+
+
+def _rates(rnd: random.Random, table: tuple[tuple[str, float, float], ...]
+           ) -> tuple[tuple[str, float], ...]:
+    r = rnd.random
+    return tuple((key, low + (high - low) * r()) for key, low, high in table)
 
 
 @dataclass(frozen=True)
@@ -44,73 +57,70 @@ class DeviceNames:
     nics: tuple[str, ...]  # target dev names
 
 
+@dataclass(frozen=True)
+class Facts:
+    """Definition facts the stats report, read once from the XML."""
+
+    max_kib: int
+    current_kib: int
+    vcpus_max: int
+    vcpus_current: int
+
+
 class Profile:
     """The rates of one domain; built once per definition."""
 
-    __slots__ = ("balloon_phase", "block", "cpu", "cpu_user_share", "devices", "net", "vcpus")
+    __slots__ = ("balloon_phase", "block", "cpu", "cpu_rate", "cpu_user_share", "devices",
+                 "facts", "net", "vcpus")
 
-    def __init__(self, seed: int, uuid: str, vcpus: int, devices: DeviceNames) -> None:
-        rng = random.Random(f"{seed}:{uuid}")  # noqa: S311 - a repeatable simulation
+    def __init__(self, seed: int, uuid: str, facts: Facts, devices: DeviceNames) -> None:
+        rnd = random.Random(f"{seed}:{uuid}")  # noqa: S311 - a repeatable simulation
+        r = rnd.random
+        self.facts = facts
         self.devices = devices
-        self.cpu = _counter(rng, 0.05e9, 0.9e9 * max(1, vcpus))
-        self.cpu_user_share = rng.uniform(0.6, 0.9)
-        self.vcpus = [(_counter(rng, 0.02e9, 0.8e9), _counter(rng, 1e6, 5e7))
-                      for _ in range(max(1, vcpus))]
-        self.block = [
-            {key: _counter(rng, low, high) for key, (low, high) in _BLOCK_RATES.items()}
-            for _ in devices.disks
-        ]
-        self.net = [
-            {key: _counter(rng, low, high) for key, (low, high) in _NET_RATES.items()}
-            for _ in devices.nics
-        ]
-        self.balloon_phase = rng.uniform(0, _TAU)
+        self.cpu = Wave(rnd)
+        self.cpu_rate = 0.05e9 + 0.85e9 * max(1, facts.vcpus_max) * r()
+        self.cpu_user_share = 0.6 + 0.3 * r()
+        self.vcpus = [(Wave(rnd), 0.02e9 + 0.78e9 * r(), 1e6 + 4.9e7 * r())
+                      for _ in range(max(1, facts.vcpus_max))]
+        self.block = [(Wave(rnd), _rates(rnd, BLOCK_RATES)) for _ in devices.disks]
+        self.net = [(Wave(rnd), _rates(rnd, NET_RATES)) for _ in devices.nics]
+        self.balloon_phase = _TAU * r()
 
-
-_BLOCK_RATES = {
-    "rd.reqs": (5, 200), "rd.bytes": (20e3, 8e6), "rd.times": (1e5, 5e7),
-    "wr.reqs": (2, 100), "wr.bytes": (10e3, 4e6), "wr.times": (1e5, 9e7),
-    "fl.reqs": (0.1, 5), "fl.times": (1e4, 1e6),
-}
-_NET_RATES = {
-    "rx.bytes": (1e3, 2e6), "rx.pkts": (5, 2000), "rx.errs": (0, 0.001), "rx.drop": (0, 0.01),
-    "tx.bytes": (1e3, 1e6), "tx.pkts": (5, 1500), "tx.errs": (0, 0.001), "tx.drop": (0, 0.01),
-}
+    def cpu_time(self, t: float) -> int:
+        return int(self.cpu_rate * self.cpu.integral(t))
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the stats of one domain depend on at one instant."""
+    """The state of one domain at one instant."""
 
     state: int
     reason: int
     active: bool
     running_seconds: float
     now: float
-    max_kib: int
-    current_kib: int
-    vcpus_max: int
-    vcpus_current: int
     capacity: dict[str, int]  # disk target -> capacity bytes
 
 
 def domain_stats(profile: Profile, snap: Snapshot, groups: tuple[str, ...]) -> dict[str, Any]:
     """libvirt bulk-stats keys for the requested groups."""
     out: dict[str, Any] = {}
+    facts = profile.facts
     t = snap.running_seconds
     if "state" in groups:
         out["state.state"] = snap.state
         out["state.reason"] = snap.reason
     if not snap.active:
         if "balloon" in groups:
-            out["balloon.current"] = snap.current_kib
-            out["balloon.maximum"] = snap.max_kib
+            out["balloon.current"] = facts.current_kib
+            out["balloon.maximum"] = facts.max_kib
         if "vcpu" in groups:
-            out["vcpu.current"] = snap.vcpus_current
-            out["vcpu.maximum"] = snap.vcpus_max
+            out["vcpu.current"] = facts.vcpus_current
+            out["vcpu.maximum"] = facts.vcpus_max
         return out
     if "cpu-total" in groups:
-        total = profile.cpu.at(t)
+        total = profile.cpu_time(t)
         user = int(total * profile.cpu_user_share)
         out["cpu.time"] = total
         out["cpu.user"] = user
@@ -118,45 +128,52 @@ def domain_stats(profile: Profile, snap: Snapshot, groups: tuple[str, ...]) -> d
     if "balloon" in groups:
         _balloon(out, profile, snap)
     if "vcpu" in groups:
-        out["vcpu.current"] = snap.vcpus_current
-        out["vcpu.maximum"] = snap.vcpus_max
-        for i in range(snap.vcpus_current):
-            time_c, wait_c = profile.vcpus[i % len(profile.vcpus)]
+        out["vcpu.current"] = facts.vcpus_current
+        out["vcpu.maximum"] = facts.vcpus_max
+        for i in range(facts.vcpus_current):
+            wave, time_rate, wait_rate = profile.vcpus[i % len(profile.vcpus)]
+            w = wave.integral(t)
             out[f"vcpu.{i}.state"] = 1
-            out[f"vcpu.{i}.time"] = time_c.at(t)
-            out[f"vcpu.{i}.wait"] = wait_c.at(t)
-            out[f"vcpu.{i}.delay"] = wait_c.at(t) // 4
+            out[f"vcpu.{i}.time"] = int(time_rate * w)
+            out[f"vcpu.{i}.wait"] = int(wait_rate * w)
+            out[f"vcpu.{i}.delay"] = int(wait_rate * w) // 4
     if "interface" in groups:
         out["net.count"] = len(profile.devices.nics)
-        for i, (name, counters) in enumerate(zip(profile.devices.nics, profile.net, strict=True)):
+        for i, (name, (wave, rates)) in enumerate(zip(profile.devices.nics, profile.net,
+                                                      strict=True)):
+            w = wave.integral(t)
             out[f"net.{i}.name"] = name
-            for key, counter in counters.items():
-                out[f"net.{i}.{key}"] = counter.at(t)
+            for key, rate in rates:
+                out[f"net.{i}.{key}"] = int(rate * w)
     if "block" in groups:
-        out["block.count"] = len(profile.devices.disks)
-        for i, ((name, path), counters) in enumerate(
-            zip(profile.devices.disks, profile.block, strict=True)
-        ):
-            out[f"block.{i}.name"] = name
-            if path:
-                out[f"block.{i}.path"] = path
-            for key, counter in counters.items():
-                out[f"block.{i}.{key}"] = counter.at(t)
-            capacity = snap.capacity.get(name, 10 << 30)
-            written = counters["wr.bytes"].at(t)
-            out[f"block.{i}.allocation"] = min(capacity, (capacity // 8) + written)
-            out[f"block.{i}.capacity"] = capacity
-            out[f"block.{i}.physical"] = out[f"block.{i}.allocation"]
+        _block(out, profile, snap, t)
     return out
 
 
+def _block(out: dict[str, Any], profile: Profile, snap: Snapshot, t: float) -> None:
+    out["block.count"] = len(profile.devices.disks)
+    for i, ((name, path), (wave, rates)) in enumerate(zip(profile.devices.disks, profile.block,
+                                                          strict=True)):
+        w = wave.integral(t)
+        prefix = f"block.{i}."
+        out[prefix + "name"] = name
+        if path:
+            out[prefix + "path"] = path
+        for key, rate in rates:
+            out[prefix + key] = int(rate * w)
+        capacity = snap.capacity.get(name, 10 << 30)
+        allocation = min(capacity, capacity // 8 + out[prefix + "wr.bytes"])
+        out[prefix + "allocation"] = allocation
+        out[prefix + "capacity"] = capacity
+        out[prefix + "physical"] = allocation
+
+
 def _balloon(out: dict[str, Any], profile: Profile, snap: Snapshot) -> None:
-    current = snap.current_kib
-    swing = 0.5 + 0.15 * math.sin(snap.now / 90.0 + profile.balloon_phase)
-    used = int(current * swing)
+    current = profile.facts.current_kib
+    used = int(current * (0.5 + 0.15 * math.sin(snap.now / 90.0 + profile.balloon_phase)))
     t = snap.running_seconds
     out["balloon.current"] = current
-    out["balloon.maximum"] = snap.max_kib
+    out["balloon.maximum"] = profile.facts.max_kib
     out["balloon.swap_in"] = 0
     out["balloon.swap_out"] = 0
     out["balloon.major_fault"] = int(t * 0.5)
