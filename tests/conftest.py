@@ -1,0 +1,31 @@
+"""Fixtures shared by every test: an embedded connection and the compat corpus."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import hvmon
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def conn() -> Iterator[hvmon.Connection]:
+    """A fresh read-write connection to ``test:///default``, closed afterwards."""
+    connection = hvmon.open("test:///default")
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def compat_dir() -> Path:
+    """``<repo>/../shared/compat``: real libvirt documents to stay compatible with."""
+    path = (REPO_ROOT.parent / "shared" / "compat").resolve()
+    if not path.is_dir():
+        pytest.fail(f"compat corpus not found at {path} (expected shared/ beside the repo)")
+    return path
