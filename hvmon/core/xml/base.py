@@ -12,6 +12,7 @@ None removes the attribute or element.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
@@ -198,7 +199,9 @@ class XmlObject:
         return to_string(self.element)
 
     def copy(self) -> Self:
-        return type(self)(etree.fromstring(etree.tostring(self.element)))
+        element = copy.deepcopy(self.element)
+        element.tail = None
+        return type(self)(element)
 
     def ensure(self, path: str) -> etree._Element:
         """The element at ``path``, created if missing."""

@@ -131,7 +131,11 @@ def apply_node_controls(root: etree._Element, controls: Controls) -> None:
 
 
 def _resolve(element: etree._Element, base_dir: str) -> etree._Element:
-    """An inline element, or the document its ``file=`` attribute names."""
+    """An inline element, or the document its ``file=`` attribute names.
+
+    Inline elements were checked with the whole node document; a document
+    loaded from a file gets its own structural check here.
+    """
     ref = element.get("file")
     if ref is None:
         return element
@@ -143,6 +147,8 @@ def _resolve(element: etree._Element, base_dir: str) -> etree._Element:
         raise NoConnect(f"cannot read '{path}' named by the node file: {exc.strerror}") from None
     if loaded.tag != element.tag:
         raise InvalidXML(f"XML error in '{path}': expected <{element.tag}>, found <{loaded.tag}>")
+    if loaded.tag != "pool":  # a pool is checked once its volumes are detached
+        schema.quick_check(loaded, loaded.tag)
     for child in element:  # e.g. <pool file=...><volume .../></pool>
         loaded.append(child)
     return loaded
@@ -155,9 +161,9 @@ def load_objects(driver: TestDriver, root: etree._Element, base_dir: str) -> Non
     from hvmon.core.xml.pool import Pool as PoolXML
     from hvmon.core.xml.secret import Secret as SecretXML
 
+    schema.quick_check(root, "node")  # one pass over every inline object
     for element in root.findall("network"):
         net = NetworkXML(_detach(_resolve(element, base_dir)))
-        schema.quick_check(net.element, "network")
         driver.load_network(net)
     for element in root.findall("pool"):
         pool = PoolXML(_detach(_resolve(element, base_dir)))
@@ -168,11 +174,9 @@ def load_objects(driver: TestDriver, root: etree._Element, base_dir: str) -> Non
         driver.load_pool(pool, [etree.tostring(v, encoding="unicode") for v in volumes])
     for element in root.findall("secret"):
         secret = SecretXML(_detach(_resolve(element, base_dir)))
-        schema.quick_check(secret.element, "secret")
         driver.load_secret(secret)
     for element in root.findall("domain"):
         dom = DomainXML(_detach(_resolve(element, base_dir)))
-        schema.quick_check(dom.element, "domain")
         state, transient = _libvirt_test_metadata(dom.element)
         driver.load_domain(dom, state, transient)
 
