@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
@@ -208,14 +208,21 @@ class DhcpLease:
     clientid: str = ""
 
 
-@dataclass(frozen=True)
 class DomainStats:
     """One domain's bulk statistics: libvirt key names, or an error marker."""
 
-    domain: Any  # hvmon.core.api.Domain
-    stats: dict[str, Any] = field(default_factory=dict)
-    error: Exception | None = None
+    __slots__ = ("domain", "error", "stats")
+
+    def __init__(self, domain: Any, stats: dict[str, Any] | None = None,
+                 error: Exception | None = None) -> None:
+        self.domain = domain  # hvmon.core.api.Domain
+        self.stats = stats if stats is not None else {}
+        self.error = error
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def __repr__(self) -> str:
+        what = f"error={self.error!r}" if self.error else f"{len(self.stats)} keys"
+        return f"<DomainStats {self.domain!r} {what}>"

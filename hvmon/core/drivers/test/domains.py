@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import time
 import uuid as uuidlib
-from collections.abc import Sequence
 from typing import Any
 
 from lxml import etree
@@ -440,7 +439,7 @@ class DomainOps(TestPart):
                 out[disk.target_dev] = vol.capacity
         return out
 
-    def domain_stats(self, uuid: str, groups: Sequence[str]) -> dict[str, Any]:
+    def domain_stats(self, uuid: str, groups: tuple[str, ...]) -> dict[str, Any]:
         st = self.state
         with st.lock:
             obj = self._dom(uuid)
@@ -455,12 +454,12 @@ class DomainOps(TestPart):
                 running_seconds=obj.running_seconds(now), now=now,
                 capacity=self._capacity(obj) if obj.active and st.volume_paths else {},
             )
-            profile = self._profile(obj)
+            profile = None if groups == simstats.STATE_ONLY else self._profile(obj)
         if stall:
             time.sleep(stall)
         if fail:
             raise OperationFailed(f"cannot get stats of domain '{obj.name}': {fail}")
-        return simstats.domain_stats(profile, snap, tuple(groups))
+        return simstats.domain_stats(profile, snap, groups)
 
 
 def _find_device(devices: etree._Element, wanted: etree._Element) -> etree._Element | None:

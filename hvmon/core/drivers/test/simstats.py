@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 _TAU = 2 * math.pi
 
@@ -91,8 +91,7 @@ class Profile:
         return int(self.cpu_rate * self.cpu.integral(t))
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """The state of one domain at one instant."""
 
     state: int
@@ -103,14 +102,21 @@ class Snapshot:
     capacity: dict[str, int]  # disk target -> capacity bytes
 
 
-def domain_stats(profile: Profile, snap: Snapshot, groups: tuple[str, ...]) -> dict[str, Any]:
-    """libvirt bulk-stats keys for the requested groups."""
+STATE_ONLY = ("state",)
+
+
+def domain_stats(profile: Profile | None, snap: Snapshot, groups: tuple[str, ...]
+                 ) -> dict[str, Any]:
+    """libvirt bulk-stats keys for the requested groups (``profile`` may be None
+    only when ``groups`` is :data:`STATE_ONLY`)."""
     out: dict[str, Any] = {}
-    facts = profile.facts
-    t = snap.running_seconds
     if "state" in groups:
         out["state.state"] = snap.state
         out["state.reason"] = snap.reason
+    if profile is None:
+        return out
+    facts = profile.facts
+    t = snap.running_seconds
     if not snap.active:
         if "balloon" in groups:
             out["balloon.current"] = facts.current_kib
