@@ -452,7 +452,8 @@ class DomainOps(TestPart):
             snap = simstats.Snapshot(
                 state=int(obj.state), reason=int(obj.reason), active=obj.active,
                 running_seconds=obj.running_seconds(now), now=now,
-                capacity=self._capacity(obj) if obj.active and st.volume_paths else {},
+                capacity=self._capacity(obj) if obj.active and st.volume_paths
+                and "block" in groups else {},
             )
             profile = None if groups == simstats.STATE_ONLY else self._profile(obj)
         if stall:
