@@ -11,11 +11,10 @@ from lxml import etree
 
 from hvmon.core.drivers.base import DomainRef, Listing
 from hvmon.core.drivers.test import simstats
-from hvmon.core.drivers.test.base import TestPart
+from hvmon.core.drivers.test.base import TestPart, check_identity
 from hvmon.core.drivers.test.controls import NS
 from hvmon.core.drivers.test.state import DomainObj
 from hvmon.core.errors import (
-    AlreadyExists,
     InvalidArgument,
     InvalidXML,
     NoSuchDomain,
@@ -133,17 +132,8 @@ class DomainOps(TestPart):
         st = self.state
         uuid = _canonical_uuid(dom.uuid)
         dom.uuid = uuid
-        by_uuid = st.domains.get(uuid)
-        by_name = st.domains_by_name.get(dom.name)
-        if by_name is not None and by_name is not by_uuid:
-            raise AlreadyExists(
-                f"domain '{dom.name}' already exists with uuid {by_name.uuid}"
-            )
-        if by_uuid is not None and by_uuid.name != dom.name:
-            raise AlreadyExists(
-                f"domain '{by_uuid.name}' is already defined with uuid {uuid}"
-            )
-        return by_uuid
+        candidates = [o for o in (st.domains.get(uuid), st.domains_by_name.get(dom.name)) if o]
+        return check_identity(candidates, "domain", dom.name, uuid)
 
     def _add(self, obj: DomainObj) -> None:
         st = self.state

@@ -6,7 +6,7 @@ import ipaddress
 import time
 
 from hvmon.core.drivers.base import Listing, NetworkRef
-from hvmon.core.drivers.test.base import TestPart
+from hvmon.core.drivers.test.base import TestPart, check_identity, find_named
 from hvmon.core.drivers.test.state import NetworkObj
 from hvmon.core.errors import (
     AlreadyExists,
@@ -37,9 +37,9 @@ class NetworkOps(TestPart):
 
     def lookup_network(self, by: str, value: str) -> NetworkRef:
         with self._locked() as st:
-            for obj in st.networks.values():
-                if (by == "name" and obj.name == value) or (by == "uuid" and obj.uuid == value):
-                    return NetworkRef(obj.uuid, obj.name)
+            obj = find_named(st.networks.values(), by, value)
+            if obj is not None:
+                return NetworkRef(obj.uuid, obj.name)
         raise NoSuchNetwork(f"network not found: no network with matching {by} '{value}'")
 
     def network_flags(self, uuid: str) -> Listing:
@@ -55,12 +55,7 @@ class NetworkOps(TestPart):
         return net
 
     def _claim(self, net: NetworkXML) -> NetworkObj | None:
-        for obj in self.state.networks.values():
-            if obj.name == net.name and obj.uuid != net.uuid:
-                raise AlreadyExists(f"network '{net.name}' already exists with uuid {obj.uuid}")
-            if obj.uuid == net.uuid and obj.name != net.name:
-                raise AlreadyExists(f"network '{obj.name}' is already defined with uuid {obj.uuid}")
-        return self.state.networks.get(net.uuid)
+        return check_identity(self.state.networks.values(), "network", net.name, net.uuid)
 
     def add_network(self, net: NetworkXML, persistent: bool, active: bool) -> NetworkObj:
         """Register a parsed network (also used by the node-file loader)."""

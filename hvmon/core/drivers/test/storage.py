@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 
 from hvmon.core.drivers.base import Listing, PoolRef, Progress, VolumeRef
-from hvmon.core.drivers.test.base import TestPart
+from hvmon.core.drivers.test.base import TestPart, check_identity, find_named
 from hvmon.core.drivers.test.defaults import DEFAULT_POOL_CAPACITY
 from hvmon.core.drivers.test.state import PoolObj, VolumeObj
 from hvmon.core.errors import (
@@ -94,9 +94,9 @@ class StorageOps(TestPart):
 
     def lookup_pool(self, by: str, value: str) -> PoolRef:
         with self._locked() as st:
-            for obj in st.pools.values():
-                if (by == "name" and obj.name == value) or (by == "uuid" and obj.uuid == value):
-                    return PoolRef(obj.uuid, obj.name)
+            obj = find_named(st.pools.values(), by, value)
+            if obj is not None:
+                return PoolRef(obj.uuid, obj.name)
         raise NoSuchPool(f"storage pool not found: no pool with matching {by} '{value}'")
 
     def pool_flags(self, uuid: str) -> Listing:
@@ -113,12 +113,7 @@ class StorageOps(TestPart):
         return pool
 
     def _claim(self, pool: PoolXML) -> PoolObj | None:
-        for obj in self.state.pools.values():
-            if obj.name == pool.name and obj.uuid != pool.uuid:
-                raise AlreadyExists(f"pool '{pool.name}' already exists with uuid {obj.uuid}")
-            if obj.uuid == pool.uuid and obj.name != pool.name:
-                raise AlreadyExists(f"pool '{obj.name}' is already defined with uuid {obj.uuid}")
-        return self.state.pools.get(pool.uuid)
+        return check_identity(self.state.pools.values(), "pool", pool.name, pool.uuid)
 
     def add_pool(self, pool: PoolXML, persistent: bool) -> PoolObj:
         """Register a parsed pool (also used by the node-file loader)."""
