@@ -197,14 +197,11 @@ class Connection:
         else:
             refs = [d._ref for d in domains]
         results = self._driver.all_domain_stats(refs, wanted, deadline)
-        out = []
-        for ref, result in zip(refs, results, strict=True):
-            domain = Domain(self, ref)
-            if isinstance(result, Exception):
-                out.append(DomainStats(domain, {}, result))
-            else:
-                out.append(DomainStats(domain, result, None))
-        return out
+        return [
+            DomainStats(Domain(self, ref), {}, result) if isinstance(result, Exception)
+            else DomainStats(Domain(self, ref), result, None)
+            for ref, result in zip(refs, results, strict=True)
+        ]
 
     @api("connect:search_domains")
     def domain_event_register(self, callback: Callable[[DomainEvent], None]) -> int:

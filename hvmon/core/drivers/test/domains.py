@@ -429,15 +429,22 @@ class DomainOps(TestPart):
                 out[disk.target_dev] = vol.capacity
         return out
 
+    def _misbehaviour(self, obj: DomainObj) -> tuple[float | None, str | None]:
+        """The stall (seconds) and failure message test controls set for ``obj``."""
+        controls, meta = self.state.controls, obj.metadata_controls
+        if not (controls.stall or controls.fail or meta):
+            return None, None
+        stall = controls.stall.get(obj.name, controls.stall.get(obj.uuid, meta.get("stall")))
+        fail = controls.fail.get(obj.name, controls.fail.get(obj.uuid, meta.get("fail")))
+        return stall, fail
+
     def domain_stats(self, uuid: str, groups: tuple[str, ...]) -> dict[str, Any]:
         st = self.state
         with st.lock:
             obj = self._dom(uuid)
-            controls = st.controls
-            stall = controls.stall.get(obj.name, controls.stall.get(obj.uuid,
-                                       obj.metadata_controls.get("stall")))
-            fail = controls.fail.get(obj.name, controls.fail.get(obj.uuid,
-                                     obj.metadata_controls.get("fail")))
+            stall, fail = self._misbehaviour(obj)
+            if groups == simstats.STATE_ONLY and not (stall or fail):
+                return {"state.state": int(obj.state), "state.reason": int(obj.reason)}
             now = st.clock.now()
             snap = simstats.Snapshot(
                 state=int(obj.state), reason=int(obj.reason), active=obj.active,
