@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import uuid as uuidlib
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from lxml import etree
 
@@ -44,12 +44,15 @@ def new_uuid(rng: random.Random | None = None) -> str:
 
 def new_mac(rng: random.Random | None = None, used: Iterable[str | None] = ()) -> str:
     """A ``52:54:00:xx:xx:xx`` address not in ``used`` (compared case-insensitively)."""
-    taken = {normalise_mac(m) for m in used if m}
-    source = _rng(rng)
+    return _pick_mac(_rng(rng), {normalise_mac(m) for m in used if m})
+
+
+def _pick_mac(source: random.Random, *taken: Container[str]) -> str:
+    """A random ``52:54:00`` address in none of ``taken`` (lower-case sets)."""
     for _ in range(1 << 16):
         tail = source.getrandbits(24)
         mac = f"{MAC_PREFIX}:{tail >> 16:02x}:{(tail >> 8) & 0xFF:02x}:{tail & 0xFF:02x}"
-        if mac not in taken:
+        if not any(mac in group for group in taken):
             return mac
     raise RuntimeError("no free MAC address found")  # 16M addresses: not reachable in practice
 
@@ -100,8 +103,10 @@ def fill_domain(dom: Domain, rng: random.Random | None = None,
                 used_macs: set[str] | None = None) -> None:
     """Fill a domain's UUID, interface MACs, disk targets, currentMemory, OS type.
 
-    MACs are unique against ``used_macs`` and the domain's own; the set, when
-    given, is updated with the addresses assigned here.
+    MACs are unique against ``used_macs`` and the domain's own. ``used_macs``
+    holds lower-case addresses; when given it is updated with the domain's
+    addresses (its own and those assigned here), so a loader passing one set
+    for thousands of domains does no per-domain copy of it.
     """
     _ensure_uuid(dom, rng)
     _fill_memory(dom)
@@ -156,15 +161,14 @@ def _fill_disk_targets(dom: Domain) -> None:
 
 
 def _fill_macs(dom: Domain, rng: random.Random | None, used_macs: set[str] | None) -> None:
-    taken = {normalise_mac(m) for m in (used_macs or ()) if m}
+    taken = used_macs if used_macs is not None else set()
     taken.update(normalise_mac(i.mac) for i in dom.interfaces if i.mac)
+    source = _rng(rng)
     for iface in dom.interfaces:
         if iface.mac:
             continue
-        mac = new_mac(rng, taken)
+        mac = _pick_mac(source, taken)
         taken.add(mac)
-        if used_macs is not None:
-            used_macs.add(mac)
         element = iface.find("mac")
         if element is None:
             element = _element("mac")

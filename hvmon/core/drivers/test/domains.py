@@ -122,8 +122,7 @@ class DomainOps(TestPart):
         existing = self.state.domains_by_name.get(dom.name or "")
         if not dom.uuid and existing is not None:
             dom.uuid = existing.uuid  # a redefinition by name keeps its identity
-        used = {i.mac for o in self.state.domains.values() for i in o.current().interfaces}
-        defaults.fill_domain(dom, rng=self.state.rng, used_macs=used)
+        defaults.fill_domain(dom, rng=self.state.rng, used_macs=self.state.macs)
         dom.element.attrib.pop("id", None)
         return dom
 
@@ -364,8 +363,7 @@ class DomainOps(TestPart):
             probe = DomainXML(etree.fromstring(etree.tostring(dom.element)))
             probe.ensure("devices").append(element)
             schema.validate(probe.element, "domain")
-            used = {i.mac for o in self.state.domains.values() for i in o.current().interfaces}
-            defaults.fill_domain(probe, rng=self.state.rng, used_macs=used)
+            defaults.fill_domain(probe, rng=self.state.rng, used_macs=self.state.macs)
             if element.tag == "disk":
                 target = element.find("target")
                 dev = target.get("dev") if target is not None else None

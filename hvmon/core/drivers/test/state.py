@@ -139,6 +139,6 @@ class TestState:
         self.volume_paths: dict[str, VolumeObj] = {}
         self.next_id = 1
         self.nic_targets: set[str] = set()
-        self.macs: set[str] = set()  # MACs handed out, for unique defaults
+        self.macs: set[str] = set()  # lower-case MACs in use or handed out
         self.next_vnet = 0
         self.pending_events: list[DomainEventRecord] = []
