@@ -264,8 +264,9 @@ class StorageOps(TestPart):
             raise OperationFailed(
                 f"not enough free space in pool '{obj.name}' for volume '{vol.name}'"
             )
-        path = f"{(obj.live.target_path or '/' + obj.name).rstrip('/')}/{vol.name}"
-        vol.key, vol.target_path = path, path
+        vol.key = vol.target_path = None  # the pool decides where its volumes live
+        defaults.fill_volume(vol, obj.live.target_path or "/" + obj.name)
+        path = vol.target_path
         vol.capacity, vol.allocation = vol.capacity, allocation
         if vol.element.get("type") is None:
             vol.element.set("type", "file")
