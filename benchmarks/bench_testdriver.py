@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="hvmon vs libvirt test driver")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--json", type=Path, help="write the results here (benchmarks/report.py)")
     args = parser.parse_args(argv)
 
     virsh = shutil.which("virsh")
@@ -244,7 +245,24 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"virsh: failed on {uri}: {exc} {detail.decode(errors='replace')}")
         rows += build_rows(n, ours, theirs)
     print(render(rows))
+    if args.json:
+        write_json(args.json, rows, virsh is not None)
     return 1 if failed else 0
+
+
+def write_json(path: Path, rows: list[Row], have_virsh: bool) -> None:
+    """The rows, and each goal row as an hvmon/libvirt ratio (benchmarks/report.py)."""
+    import report  # sibling module
+
+    columns = ("operation", "N", "hvmon s", "libvirt s")
+    lines = [{"operation": r.operation, "N": r.n, "hvmon s": r.hvmon,
+              "libvirt s": r.libvirt} for r in rows]
+    ratios = [report.ratio(f"{r.operation}, {r.n:,} domains", "libvirt test driver", r.hvmon,
+                           r.libvirt) for r in rows if r.goal]
+    report.write_result(path, "bench_testdriver.py", title="test driver vs libvirt's",
+                        note="" if have_virsh else "virsh not installed: no libvirt figures",
+                        tables=[report.table("seconds (libvirt API rows: derived)", columns,
+                                             lines)], ratios=ratios)
 
 
 if __name__ == "__main__":

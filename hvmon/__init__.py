@@ -9,6 +9,8 @@ from hvmon.core.api import (
     Domain,
     DomainEvent,
     Network,
+    NWFilter,
+    NWFilterBinding,
     Secret,
     StoragePool,
     StorageVolume,
@@ -26,6 +28,7 @@ from hvmon.core.errors import (
     NoConnect,
     NoSuchDomain,
     NoSuchNetwork,
+    NoSuchNWFilter,
     NoSuchPool,
     NoSuchSecret,
     NoSuchVolume,
@@ -36,14 +39,15 @@ from hvmon.core.errors import (
     Unsupported,
 )
 from hvmon.core.events import LifecycleEvent
-from hvmon.core.types import DomainState, PoolState
+from hvmon.core.types import CpuCompareResult, DomainState, PoolState
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AccessDenied", "AlreadyExists", "Connection", "Domain", "DomainEvent", "DomainState",
-    "HvmonError", "InternalError", "InvalidArgument", "InvalidXML", "LifecycleEvent",
-    "Network", "NoConnect", "NoSuchDomain", "NoSuchNetwork", "NoSuchPool", "NoSuchSecret",
+    "AccessDenied", "AlreadyExists", "Connection", "CpuCompareResult", "Domain", "DomainEvent",
+    "DomainState", "HvmonError", "InternalError", "InvalidArgument", "InvalidXML",
+    "LifecycleEvent", "NWFilter", "NWFilterBinding", "Network", "NoConnect", "NoSuchDomain",
+    "NoSuchNWFilter", "NoSuchNetwork", "NoSuchPool", "NoSuchSecret",
     "NoSuchVolume", "OperationDenied", "OperationFailed", "OperationInvalid",
     "OperationTimeout", "PoolState", "Secret", "StoragePool", "StorageVolume", "Unsupported",
     "__version__", "api_registry", "open", "open_readonly",

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import hvmon
 from hvmon.cli import lookup
 from hvmon.cli.command import Command
 from hvmon.cli.inputs import read_file
 from hvmon.cli.output import fields, table, yes_no
+from hvmon.cli.progress import add_progress_args, progress_bar
 from hvmon.cli.xmldoc import find_text
-from hvmon.core.types import reason_label
+from hvmon.core.errors import InvalidArgument
+from hvmon.core.types import JobInfo, reason_label
 
 if TYPE_CHECKING:
     from hvmon.cli.context import CliContext
@@ -196,8 +200,140 @@ def cmd_autostart(ctx: CliContext, args: argparse.Namespace) -> None:
     ctx.say(f"Domain '{dom.name}' {verb} as autostarted")
 
 
+def cmd_start(ctx: CliContext, args: argparse.Namespace) -> None:
+    dom = lookup.domain(ctx.conn, args.domain)
+    dom.create_with_flags(paused=args.paused)
+    ctx.say(f"Domain '{dom.name}' started")
+
+
+_JOB_TYPES = {0: "None", 1: "Bounded", 2: "Unbounded"}
+_JOB_OPERATIONS = {"migration out": "Outgoing migration", "migration in": "Incoming migration",
+                   "migration": "Outgoing migration"}
+
+
+def cmd_domjobinfo(ctx: CliContext, args: argparse.Namespace) -> None:
+    dom = lookup.domain(ctx.conn, args.domain)
+    job = dom.job_info()
+    data = {"type": _JOB_TYPES.get(job.type, str(job.type)).lower(),
+            "operation": job.operation or None, "time_elapsed_ms": job.time_elapsed_ms,
+            "time_remaining_ms": job.time_remaining_ms, "data_total": job.data_total,
+            "data_processed": job.data_processed, "data_remaining": job.data_remaining,
+            "mem_total": job.mem_total, "mem_processed": job.mem_processed,
+            "mem_remaining": job.mem_remaining, "disk_total": job.disk_total,
+            "disk_processed": job.disk_processed, "disk_remaining": job.disk_remaining}
+
+    def text() -> str:
+        pairs: list[tuple[str, object]] = [("Job type:", _JOB_TYPES.get(job.type, job.type))]
+        if job.type:
+            pairs += [
+                ("Operation:", _JOB_OPERATIONS.get(job.operation, job.operation or "-")),
+                ("Time elapsed:", f"{job.time_elapsed_ms:<12} ms"),
+                ("Time remaining:", f"{job.time_remaining_ms:<12} ms"),
+                ("Data processed:", _mib(job.data_processed)),
+                ("Data remaining:", _mib(job.data_remaining)),
+                ("Data total:", _mib(job.data_total)),
+            ]
+            if job.disk_total:  # a storage migration: memory and disks apart (virsh's File)
+                pairs += [
+                    ("Memory processed:", _mib(job.mem_processed)),
+                    ("Memory remaining:", _mib(job.mem_remaining)),
+                    ("Memory total:", _mib(job.mem_total)),
+                    ("File processed:", _mib(job.disk_processed)),
+                    ("File remaining:", _mib(job.disk_remaining)),
+                    ("File total:", _mib(job.disk_total)),
+                ]
+        return fields(pairs, width=17)
+
+    ctx.emit(data, text)
+
+
+def _mib(value: int) -> str:
+    """virsh's job figures: ``12.345 MiB``."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value >= size:
+            return f"{value / size:.3f} {unit}"
+    return f"{value:.3f} B"
+
+
+def cmd_dump(ctx: CliContext, args: argparse.Namespace) -> None:
+    dom = lookup.domain(ctx.conn, args.domain)
+    dom.core_dump(os.path.abspath(args.file))
+    ctx.say(f"Domain '{dom.name}' dumped to {args.file}")
+
+
+def _dump_args(parser: argparse.ArgumentParser) -> None:
+    _domain_arg(parser)
+    parser.add_argument("file", help="where the daemon's host writes the ELF core")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="dump the guest's memory only (the only kind hvmon writes)")
+
+
+def cmd_migrate(ctx: CliContext, args: argparse.Namespace) -> None:
+    if args.tunnelled and not args.p2p:
+        raise InvalidArgument("tunnelled migration needs --p2p (the source's daemon carries "
+                              "the stream)")
+    if args.tunnelled and args.copy_storage_all:
+        raise InvalidArgument("--copy-storage-all cannot be tunnelled (the disks travel over "
+                              "NBD on their own port): drop --tunnelled")
+    dom = lookup.domain(ctx.conn, args.domain)
+    bar = progress_bar(ctx.err, args, f"Migration of {dom.name}")
+    if bar is not None and args.copy_storage_all:
+        bar.detail = lambda: _disk_progress(dom.job_info())
+    options = {"live": args.live, "persistent": args.persistent,
+               "undefine_source": args.undefinesource, "suspend": args.suspend,
+               "offline": args.offline, "bandwidth": args.bandwidth, "dest_name": args.dname,
+               "timeout": args.timeout, "progress": bar,
+               "copy_storage_all": args.copy_storage_all}
+    try:
+        if args.p2p:  # the source's daemon opens DESTURI and drives it
+            dom.migrate(args.desturi, p2p=True, tunnelled=args.tunnelled, **options)
+            name = args.dname or dom.name
+        else:
+            with hvmon.open(args.desturi) as dest:
+                moved = dom.migrate(dest, **options)
+                assert moved is not None
+                name = moved.name
+    finally:
+        if bar is not None:
+            bar.finish()
+    ctx.say(f"Domain '{dom.name}' migrated to {args.desturi} as '{name}'")
+
+
+def _disk_progress(job: JobInfo) -> str:
+    """``disks 12.000 MiB/64.000 MiB`` while a storage migration copies them."""
+    if not job.disk_total:
+        return ""
+    return f"disks {_mib(job.disk_processed)}/{_mib(job.disk_total)}"
+
+
+def _migrate_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("domain", help="domain name, id or uuid")
+    parser.add_argument("desturi", help="connection URI of the destination host")
+    for flag, text in (("--live", "live migration"),
+                       ("--persistent", "persist the domain on the destination"),
+                       ("--undefinesource", "undefine the domain on the source"),
+                       ("--suspend", "do not restart the domain on the destination"),
+                       ("--offline", "migrate the definition only (needs --persistent)"),
+                       ("--p2p", "peer-to-peer: the source's daemon drives the migration "
+                                 "(DESTURI as the source host reaches it)"),
+                       ("--tunnelled", "carry the stream over the daemons' connection "
+                                       "(needs --p2p)"),
+                       ("--copy-storage-all", "non-shared storage: create the disks on the "
+                                              "destination and copy them (NBD)")):
+        parser.add_argument(flag, action="store_true", help=text)
+    parser.add_argument("--bandwidth", type=int, help="bandwidth limit in MiB/s")
+    parser.add_argument("--timeout", type=float,
+                        help="suspend the guest if live migration exceeds this many seconds")
+    parser.add_argument("--dname", help="rename the domain on the destination")
+    add_progress_args(parser)
+
+
+def _start_args(parser: argparse.ArgumentParser) -> None:
+    _domain_arg(parser)
+    parser.add_argument("--paused", action="store_true", help="leave the guest paused")
+
+
 _LIFECYCLE = (
-    ("start", "start a (previously defined) inactive domain", "Domain '{name}' started"),
     ("shutdown", "gracefully shutdown a domain", "Domain '{name}' is being shutdown"),
     ("destroy", "destroy (stop) a domain", "Domain '{name}' destroyed"),
     ("suspend", "suspend a domain", "Domain '{name}' suspended"),
@@ -229,6 +365,14 @@ def commands() -> list[Command]:
                 _file_arg, group=GROUP),
         Command("autostart", "autostart a domain", cmd_autostart, _autostart_args,
                 group=GROUP),
+        Command("start", "start a (previously defined) inactive domain", cmd_start,
+                _start_args, group=GROUP),
+        Command("dump", "dump the memory of a domain to a file for analysis", cmd_dump,
+                _dump_args, group=GROUP),
+        Command("migrate", "migrate domain to another host", cmd_migrate, _migrate_args,
+                group=GROUP),
+        Command("domjobinfo", "domain job information", cmd_domjobinfo, _domain_arg,
+                json=True, group=GROUP),
     ]
     out += [Command(name, help_text, _lifecycle(name, message), _domain_arg, group=GROUP)
             for name, help_text, message in _LIFECYCLE]

@@ -6,7 +6,9 @@ import argparse
 from typing import TYPE_CHECKING
 
 from hvmon.cli.command import Command
+from hvmon.cli.inputs import read_file
 from hvmon.cli.output import fields
+from hvmon.core.types import CpuCompareResult
 
 if TYPE_CHECKING:
     from hvmon.cli.context import CliContext
@@ -39,6 +41,45 @@ def cmd_capabilities(ctx: CliContext, args: argparse.Namespace) -> None:
     ctx.write(xml if xml.endswith("\n") else xml + "\n")
 
 
+def cmd_domcapabilities(ctx: CliContext, args: argparse.Namespace) -> None:
+    xml = ctx.conn.domain_capabilities(args.machine, args.virttype)
+    ctx.write(xml if xml.endswith("\n") else xml + "\n")
+
+
+def _domcapabilities_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--machine", help="machine type (e.g. pc, q35)")
+    parser.add_argument("--virttype", help="virtualization type (kvm, qemu)")
+
+
+_CPU_VERDICTS = {
+    CpuCompareResult.IDENTICAL: "CPU described in {file} is identical to host CPU",
+    CpuCompareResult.SUPERSET: "Host CPU is a superset of CPU described in {file}",
+    CpuCompareResult.INCOMPATIBLE: "CPU described in {file} is incompatible with host CPU",
+}
+
+
+def cmd_cpu_compare(ctx: CliContext, args: argparse.Namespace) -> int:
+    verdict = ctx.conn.compare_cpu(read_file(args.file))
+    ctx.emit({"result": verdict.name.lower(), "code": int(verdict)},
+             lambda: _CPU_VERDICTS[verdict].format(file=args.file) + "\n")
+    return 1 if verdict == CpuCompareResult.INCOMPATIBLE else 0
+
+
+def cmd_cpu_baseline(ctx: CliContext, args: argparse.Namespace) -> None:
+    documents = [read_file(path) for path in args.file] if args.file else \
+        [ctx.conn.domain_capabilities()]
+    ctx.write(ctx.conn.baseline_cpu(documents))
+
+
+def _cpu_baseline_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="*",
+                        help="domcapabilities XML of each host (default: this host's)")
+
+
+def _cpu_compare_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="file with a <cpu> (or a <domain> holding one)")
+
+
 def cmd_uri(ctx: CliContext, args: argparse.Namespace) -> None:
     uri = ctx.conn.get_uri()
     ctx.emit({"uri": uri}, lambda: uri + "\n")
@@ -63,6 +104,12 @@ def commands() -> list[Command]:
     return [
         Command("nodeinfo", "node information", cmd_nodeinfo, None, json=True, group=GROUP),
         Command("capabilities", "capabilities", cmd_capabilities, None, group=GROUP),
+        Command("domcapabilities", "domain capabilities", cmd_domcapabilities,
+                _domcapabilities_args, group=GROUP),
+        Command("cpu-compare", "compare host CPU with a CPU described by an XML file",
+                cmd_cpu_compare, _cpu_compare_args, json=True, group=GROUP),
+        Command("hypervisor-cpu-baseline", "the newest CPU model usable on every host given",
+                cmd_cpu_baseline, _cpu_baseline_args, group=GROUP),
         Command("uri", "print the hypervisor canonical URI", cmd_uri, None, json=True,
                 group=GROUP),
         Command("hostname", "print the hypervisor hostname", cmd_hostname, None, json=True,

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable, Sequence
+from typing import TextIO
 
 from hvmon.cli.command import Command, Handler, by_group, register
 from hvmon.cli.context import CliContext, Connect, default_connect
@@ -17,9 +18,25 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def builtin_commands() -> list[Command]:
     """Every command shipped with hvmon, in ``help`` order."""
-    from hvmon.cli import domain, domstats, events, host, network, pool, secret, volume
+    from hvmon.cli import (
+        audit,
+        domain,
+        domstats,
+        events,
+        host,
+        install,
+        network,
+        nwfilter,
+        plugins,
+        pool,
+        secret,
+        serve,
+        vcpu,
+        volume,
+    )
 
-    modules = (domain, domstats, events, pool, volume, network, secret, host)
+    modules = (domain, vcpu, domstats, events, install, pool, volume, network, nwfilter, secret,
+               host, plugins, serve, audit)
     return [command for module in modules for command in module.commands()]
 
 
@@ -165,10 +182,43 @@ def _silence_stdout() -> None:
         pass
 
 
-def run() -> None:
-    """Console-script entry point: exit with :func:`main`'s code."""
+def plugin_commands(err: TextIO) -> list[list[Command]]:
+    """Each plugin's ``hvmon_add_cli_commands`` result, minus groups whose names clash.
+
+    Plugin problems (a plugin that failed to load, a name already taken) are
+    one ``warning:`` line each on ``err``; they never stop the command.
+    """
+    from hvmon.daemon.plugins import PluginError, build_plugin_host
+
     try:
-        code = main()
+        host = build_plugin_host()
+    except PluginError as exc:
+        err.write(f"warning: {exc}\n")
+        return []
+    taken = {name for c in builtin_commands() for name in (c.name, *c.aliases)} | {"help"}
+    groups: list[list[Command]] = []
+    for plugin, commands in host.add_cli_commands():
+        if not all(isinstance(c, Command) for c in commands):
+            err.write(f"warning: plugin '{plugin.name}': hvmon_add_cli_commands must return "
+                      "Command values; its commands are skipped\n")
+            continue
+        names = [name for c in commands for name in (c.name, *c.aliases)]
+        clash = sorted({n for n in names if n in taken or names.count(n) > 1})
+        if clash:
+            err.write(f"warning: plugin '{plugin.name}': command name(s) {', '.join(clash)} "
+                      "already taken; its commands are skipped\n")
+            continue
+        taken.update(names)
+        groups.append(commands)
+    for problem in host.problems:
+        err.write(f"warning: {problem}\n")
+    return groups
+
+
+def run() -> None:
+    """Console-script entry point: built-in and plugin commands, exit with :func:`main`'s code."""
+    try:
+        code = main(commands=collect_commands(plugin_commands(sys.stderr)))
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     sys.exit(code)

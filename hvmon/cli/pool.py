@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from lxml import etree
+
 from hvmon.cli import lookup
 from hvmon.cli.command import Command
 from hvmon.cli.inputs import read_file
@@ -105,6 +107,36 @@ def cmd_pool_dumpxml(ctx: CliContext, args: argparse.Namespace) -> None:
     ctx.write(xml if xml.endswith("\n") else xml + "\n")
 
 
+def cmd_find_sources(ctx: CliContext, args: argparse.Namespace) -> None:
+    spec = read_file(args.srcSpec) if args.srcSpec else None
+    xml = ctx.conn.find_storage_pool_sources(args.type, spec)
+    ctx.write(xml if xml.endswith("\n") else xml + "\n")
+
+
+def _find_sources_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("type", help="type of storage pool sources to find (iscsi, netfs ...)")
+    parser.add_argument("srcSpec", nargs="?", help="optional file of source XML for the query")
+
+
+def cmd_find_sources_as(ctx: CliContext, args: argparse.Namespace) -> None:
+    spec = None
+    if args.host:
+        host = etree.Element("host", name=args.host)
+        if args.port:
+            host.set("port", str(args.port))
+        source = etree.Element("source")
+        source.append(host)
+        spec = etree.tostring(source, encoding="unicode")
+    xml = ctx.conn.find_storage_pool_sources(args.type, spec)
+    ctx.write(xml if xml.endswith("\n") else xml + "\n")
+
+
+def _find_sources_as_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("type", help="type of storage pool sources to find (iscsi, netfs ...)")
+    parser.add_argument("host", nargs="?", help="optional host to query")
+    parser.add_argument("port", nargs="?", type=int, help="optional port to query")
+
+
 def cmd_pool_define(ctx: CliContext, args: argparse.Namespace) -> None:
     pool = ctx.conn.define_pool_xml(read_file(args.file))
     ctx.say(f"Pool {pool.name} defined from {args.file}")
@@ -162,6 +194,10 @@ def commands() -> list[Command]:
                 cmd_pool_create, _file_arg, group=GROUP),
         Command("pool-autostart", "autostart a pool", cmd_pool_autostart, _autostart_args,
                 group=GROUP),
+        Command("find-storage-pool-sources", "discover potential storage pool sources",
+                cmd_find_sources, _find_sources_args, group=GROUP),
+        Command("find-storage-pool-sources-as", "find potential storage pool sources",
+                cmd_find_sources_as, _find_sources_as_args, group=GROUP),
     ]
     out += [Command(name, help_text, _verb(method, message), _pool_arg, group=GROUP)
             for name, help_text, method, message in _VERBS]

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from hvmon.cli import lookup
 from hvmon.cli.command import Command
 from hvmon.cli.inputs import CliError
 from hvmon.cli.output import fields, parse_size, pretty_size, table
-from hvmon.cli.progress import ProgressBar
+from hvmon.cli.progress import ProgressBar, add_progress_args, progress_bar
 from hvmon.cli.xmldoc import clone_xml, volume_xml
 
 if TYPE_CHECKING:
     from hvmon.cli.context import CliContext
     from hvmon.core.api import StorageVolume
+    from hvmon.core.drivers.base import Progress
 
 GROUP = "Storage Volume"
 
@@ -121,19 +124,14 @@ def _clone_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("vol", help="orig vol name, key or path")
     parser.add_argument("newname", help="clone name")
     parser.add_argument("--pool", help="pool name or uuid of the original volume")
-    shown = parser.add_mutually_exclusive_group()
-    shown.add_argument("--progress", action="store_true", default=None,
-                       help="show a progress bar on stderr even when it is not a terminal")
-    shown.add_argument("--no-progress", action="store_false", dest="progress",
-                       help="never show a progress bar")
+    add_progress_args(parser)
 
 
 def cmd_vol_clone(ctx: CliContext, args: argparse.Namespace) -> None:
     source = _volume(ctx, args)
     pool = lookup.pool(ctx.conn, source.pool_name)
     xml = clone_xml(source.xml_desc(), args.newname)
-    show = args.progress if args.progress is not None else _is_tty(ctx.err)
-    bar = ProgressBar(ctx.err, label=f"Cloning {source.name}") if show else None
+    bar = progress_bar(ctx.err, args, f"Cloning {source.name}")
     try:
         vol = pool.clone_volume(xml, source, bar)
     finally:
@@ -142,9 +140,70 @@ def cmd_vol_clone(ctx: CliContext, args: argparse.Namespace) -> None:
     ctx.say(f"Vol {vol.name} cloned from {source.name}")
 
 
-def _is_tty(stream: Any) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+def _transfer_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("vol", help="vol name, key or path")
+    parser.add_argument("file", help="file")
+    parser.add_argument("--pool", help="pool name or uuid")
+    parser.add_argument("--offset", type=size_arg, default=0, help="volume offset to start at")
+    parser.add_argument("--length", type=size_arg, default=0,
+                        help="amount of data to transfer (0: to the end)")
+    add_progress_args(parser)
+
+
+#: chunk size for reading a file to upload
+UPLOAD_CHUNK = 256 * 1024
+
+
+def _file_chunks(stream: BinaryIO, length: int) -> Iterator[bytes]:
+    remaining = length or -1
+    while remaining:
+        chunk = stream.read(UPLOAD_CHUNK if remaining < 0 else min(UPLOAD_CHUNK, remaining))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+        yield chunk
+
+
+def cmd_vol_upload(ctx: CliContext, args: argparse.Namespace) -> None:
+    vol = _volume(ctx, args)
+    try:
+        stream = open(args.file, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise CliError(f"cannot read '{args.file}': {exc.strerror}") from None
+    with stream:
+        size = os.fstat(stream.fileno()).st_size
+        length = args.length or max(size, 0)
+        bar = progress_bar(ctx.err, args, f"Uploading {vol.name}")
+        try:
+            written = vol.upload(_file_chunks(stream, length), args.offset, args.length,
+                                 _totalled(bar, length))
+        finally:
+            if bar is not None:
+                bar.finish()
+    ctx.say(f"Uploaded {written} bytes to volume {vol.name}")
+
+
+def cmd_vol_download(ctx: CliContext, args: argparse.Namespace) -> None:
+    vol = _volume(ctx, args)
+    bar = progress_bar(ctx.err, args, f"Downloading {vol.name}")
+    chunks = vol.download(args.offset, args.length, bar)
+    try:
+        with open(args.file, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+    except OSError as exc:
+        raise CliError(f"cannot write '{args.file}': {exc.strerror}") from None
+    finally:
+        if bar is not None:
+            bar.finish()
+    ctx.say(f"Downloaded volume {vol.name} to {args.file}")
+
+
+def _totalled(bar: ProgressBar | None, total: int) -> Progress | None:
+    """A progress callback that measures against the file's size."""
+    if bar is None:
+        return None
+    return lambda done, _total: bar(done, total)
 
 
 def cmd_vol_delete(ctx: CliContext, args: argparse.Namespace) -> None:
@@ -199,5 +258,9 @@ def commands() -> list[Command]:
                 _create_as_args, group=GROUP),
         Command("vol-clone", "clone a volume", cmd_vol_clone, _clone_args, group=GROUP),
         Command("vol-delete", "delete a vol", cmd_vol_delete, _vol_args, group=GROUP),
+        Command("vol-upload", "upload file contents to a volume", cmd_vol_upload,
+                _transfer_args, group=GROUP),
+        Command("vol-download", "download volume contents to a file", cmd_vol_download,
+                _transfer_args, group=GROUP),
         Command("vol-resize", "resize a vol", cmd_vol_resize, _resize_args, group=GROUP),
     ]

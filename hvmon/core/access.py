@@ -65,11 +65,44 @@ class AccessPolicy(Protocol):
 
 
 @dataclass(frozen=True)
+class Identity:
+    """Who is calling, as the transport proved it.
+
+    ``transport`` is ``local`` (in this process), ``unix`` (a daemon socket:
+    ``uid``/``gid`` from SO_PEERCRED), ``tls`` (``dn`` from the verified client
+    certificate) or ``agent`` (``name`` is the agent's). Access rules match on
+    these fields; the audit trail records :meth:`label`.
+    """
+
+    transport: str = "local"
+    uid: int | None = None
+    gid: int | None = None
+    pid: int | None = None
+    dn: str | None = None
+    name: str | None = None
+
+    def label(self) -> str:
+        """A short stable description (``uid=1000,gid=1000``, ``dn=CN=x``, ``agent=snmp``)."""
+        if self.dn is not None:
+            return f"dn={self.dn}"
+        if self.uid is not None:
+            return f"uid={self.uid},gid={self.gid}"
+        if self.name is not None:
+            return f"{self.transport}={self.name}"
+        return self.transport
+
+
+@dataclass(frozen=True)
 class AccessGate:
-    """What a connection may do: read-only flag plus an optional policy."""
+    """What a connection may do: read-only flag plus an optional policy.
+
+    ``identity`` says who the connection belongs to (for rules and the audit
+    trail); it never widens what ``readonly`` and ``policy`` allow.
+    """
 
     readonly: bool = False
     policy: AccessPolicy | None = field(default=None, compare=False)
+    identity: Identity = field(default_factory=Identity, compare=False)
 
     def check(self, spec: ApiSpec, secure: bool) -> None:
         """Raise if the call described by ``spec`` is not allowed."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from hvmon.core.access import AccessGate, AccessPolicy, ApiSpec, api, collect_specs
 from hvmon.core.drivers import open_driver
@@ -28,6 +29,7 @@ from hvmon.core.errors import InvalidArgument
 from hvmon.core.events import DomainEventRecord, LifecycleEvent
 from hvmon.core.stats import DEFAULT_DEADLINE, normalize_groups
 from hvmon.core.types import (
+    CpuCompareResult,
     DhcpLease,
     DomainInfo,
     DomainState,
@@ -35,8 +37,13 @@ from hvmon.core.types import (
     JobInfo,
     NodeInfo,
     PoolInfo,
+    VcpuInfo,
     VolumeInfo,
 )
+
+if TYPE_CHECKING:
+    from hvmon.core.snapshot.cache import SnapshotCache
+    from hvmon.core.snapshot.model import Snapshot
 
 DEFAULT_URI = "test:///default"
 
@@ -50,7 +57,8 @@ def open(  # noqa: A001 - mirrors libvirt.open
     uri: str | None = None, readonly: bool = False, policy: AccessPolicy | None = None
 ) -> Connection:
     """Open a connection to the driver named by ``uri``."""
-    return Connection(open_driver(uri or default_uri()), AccessGate(readonly, policy))
+    return Connection(open_driver(uri or default_uri(), readonly=readonly),
+                      AccessGate(readonly, policy))
 
 
 def open_readonly(uri: str | None = None) -> Connection:
@@ -90,6 +98,7 @@ class Connection:
         self._driver = driver
         self._access = gate or AccessGate()
         self._callbacks: dict[int, int] = {}
+        self._snapshots: SnapshotCache | None = None
         self._closed = False
 
     # plumbing shared with the object classes
@@ -119,6 +128,8 @@ class Connection:
         for bus_id in self._callbacks.values():
             self._driver.events.deregister(bus_id)
         self._callbacks.clear()
+        if self._snapshots is not None:
+            self._snapshots.stop()
         self._driver.close()
         self._closed = True
 
@@ -136,9 +147,45 @@ class Connection:
         return self._driver.node_info()
 
     @api("connect:read")
+    def get_free_memory(self) -> int:
+        """Free host memory in bytes (libvirt's ``getFreeMemory``)."""
+        return self._driver.node_free_memory()
+
+    @api("connect:read")
+    def get_version(self) -> int:
+        """The hypervisor's version, major * 1,000,000 + minor * 1,000 + release
+        (libvirt's ``getVersion``); see :func:`hvmon.core.types.format_version`."""
+        return self._driver.hypervisor_version()
+
+    @api("connect:read")
     def capabilities(self) -> str:
         """The host capabilities document (``<capabilities>``)."""
         return self._driver.capabilities_xml()
+
+    @api("connect:detect_storage_pools")
+    def find_storage_pool_sources(self, kind: str, spec: str | None = None) -> str:
+        """The pool sources a host offers (``<sources>``): iSCSI targets on a portal, NFS
+        exports (``kind`` iscsi or netfs; ``spec`` a ``<source>`` naming the host)."""
+        return self._driver.find_pool_sources(kind, spec)
+
+    @api("connect:read")
+    def baseline_cpu(self, domain_capabilities: list[str]) -> str:
+        """The newest CPU model usable on every host whose ``domain_capabilities()``
+        XML is given (virsh hypervisor-cpu-baseline), as a guest ``<cpu>``."""
+        from hvmon.core.cpubaseline import baseline
+
+        return baseline(list(domain_capabilities))
+
+    @api("connect:read")
+    def compare_cpu(self, xml: str) -> CpuCompareResult:
+        """Whether a guest CPU definition (``<cpu>``) can run here (virsh cpu-compare)."""
+        return CpuCompareResult(self._driver.compare_cpu(xml))
+
+    @api("connect:read")
+    def domain_capabilities(self, machine: str | None = None,
+                            virt_type: str | None = None) -> str:
+        """What a guest of ``machine``/``virt_type`` can use (``<domainCapabilities>``)."""
+        return self._driver.domain_capabilities_xml(machine, virt_type)
 
     # --- domains ----------------------------------------------------------
     @api("connect:search_domains")
@@ -168,6 +215,30 @@ class Connection:
     def define_domain_xml(self, xml: str) -> Domain:
         """Define (or update) a persistent domain."""
         return Domain(self, self._driver.define_domain(xml))
+
+    @api("domain:migrate", mutates=True)
+    def migrate_prepare(self, xml: str, cookie: dict[str, Any],
+                        flags: dict[str, Any]) -> dict[str, Any]:
+        """Migration, destination side: check and start the incoming guest (phase 2 of 5).
+
+        Returns ``{"uri": where the source sends the stream, "cookie": {...}}``.
+        Called by :meth:`Domain.migrate`; exposed so another daemon can drive it.
+        """
+        return self._driver.migrate_prepare(xml, cookie, flags)
+
+    @api("domain:migrate", mutates=True)
+    def migrate_tunnel_in(self, name: str, data: Iterable[bytes]) -> int:
+        """Migration, destination side of a tunnelled migration: the guest's state as a
+        byte stream over this connection, into the incoming guest; bytes written."""
+        chunks: Iterable[bytes] = [bytes(data)] if isinstance(data, bytes | bytearray) else data
+        return self._driver.migrate_tunnel_in(name, chunks)
+
+    @api("domain:migrate", mutates=True)
+    def migrate_finish(self, name: str, cookie: dict[str, Any], flags: dict[str, Any],
+                       success: bool) -> Domain | None:
+        """Migration, destination side: resume (and define) the guest, or clean up (phase 4)."""
+        ref = self._driver.migrate_finish(name, cookie, flags, bool(success))
+        return Domain(self, ref) if ref is not None else None
 
     @api("domain:start", mutates=True)
     def create_domain_xml(self, xml: str) -> Domain:
@@ -221,6 +292,28 @@ class Connection:
         if self._callbacks.pop(callback_id, None) is None:
             raise InvalidArgument(f"no event callback with id {callback_id}")
         self._driver.events.deregister(callback_id)
+
+    @api("connect:read")
+    def get_snapshot(self, max_age: float | None = None) -> Snapshot:
+        """The host's state in one immutable :class:`Snapshot` (see docs/snapshot.md).
+
+        Served by the daemon's shared cache on a remote connection; built and
+        cached per connection otherwise. ``max_age`` seconds (None: the
+        cache's default) is how old an answer may be.
+        """
+        served = self._driver.get_snapshot(max_age)
+        if served is not None:
+            return served
+        if self._snapshots is None:
+            from hvmon.core.snapshot.cache import SnapshotCache
+
+            self._snapshots = SnapshotCache(self)
+        return self._snapshots.get(max_age)
+
+    @api("connect:read")
+    def daemon_info(self) -> dict[str, Any]:
+        """Version, driver, agent health and snapshot age of the daemon serving us."""
+        return self._driver.daemon_info()
 
     # --- storage ------------------------------------------------------------
     @api("connect:search_storage_pools")
@@ -299,6 +392,49 @@ class Connection:
     def define_secret_xml(self, xml: str) -> Secret:
         return Secret(self, self._driver.define_secret(xml))
 
+    # --- network filters ------------------------------------------------------
+    @api("connect:search_nwfilters")
+    def list_all_nwfilters(self) -> list[NWFilter]:
+        """Every network filter: shipped ones (``clean-traffic`` ...) and defined ones."""
+        return [NWFilter(self, name) for name in self._driver.nwfilter_list()]
+
+    @api("nwfilter:getattr")
+    def lookup_nwfilter_by_name(self, name: str) -> NWFilter:
+        self._driver.nwfilter_xml(name)  # NoSuchNWFilter when there is none
+        return NWFilter(self, name)
+
+    @api("nwfilter:write", mutates=True)
+    def define_nwfilter_xml(self, xml: str) -> NWFilter:
+        """Define (or update) a filter in libvirt's ``<filter>`` format."""
+        return NWFilter(self, self._driver.nwfilter_define(xml))
+
+    @api("connect:search_nwfilter_bindings")
+    def list_all_nwfilter_bindings(self) -> list[NWFilterBinding]:
+        """The ports a filter is bound to (a guest's tap, or one bound by hand)."""
+        return [NWFilterBinding(self, port) for port in self._driver.nwfilter_binding_list()]
+
+    @api("nwfilter_binding:getattr")
+    def lookup_nwfilter_binding_by_port_dev(self, port_dev: str) -> NWFilterBinding:
+        self._driver.nwfilter_binding_xml(port_dev)  # NoSuchNWFilter-style error if none
+        return NWFilterBinding(self, port_dev)
+
+    @api("nwfilter_binding:create", mutates=True)
+    def create_nwfilter_binding(self, xml: str) -> NWFilterBinding:
+        """Bind a filter to a port (``<filterbinding>``: portdev, MAC, filterref)."""
+        return NWFilterBinding(self, self._driver.nwfilter_binding_create(xml))
+
+
+def _counted(
+    chunks: Iterable[bytes], total: int, progress: Progress | None
+) -> Iterator[bytes]:
+    """Pass ``chunks`` through, reporting (done, total) to ``progress``."""
+    done = 0
+    for chunk in chunks:
+        done += len(chunk)
+        yield chunk
+        if progress is not None:
+            progress(done, max(total, done))
+
 
 class _Handle:
     """Common plumbing of the object classes: the connection and its gate."""
@@ -365,6 +501,11 @@ class Domain(_Handle):
         """Same as :meth:`create`."""
         self._act("start")
 
+    @api("domain:start", mutates=True)
+    def create_with_flags(self, paused: bool = False) -> None:
+        """Start a defined domain; ``paused`` leaves its vCPUs stopped (virsh start --paused)."""
+        self._act("start_paused" if paused else "start")
+
     @api("domain:init_control", mutates=True)
     def shutdown(self) -> None:
         self._act("shutdown")
@@ -429,6 +570,14 @@ class Domain(_Handle):
         self._driver.domain_set_vcpus(self.uuid, int(count))
 
     @api("domain:write", mutates=True)
+    def pin_vcpu(self, vcpu: int, cpuset: str, live: bool = False,
+                 config: bool = False) -> None:
+        """Pin ``vcpu`` to the host CPUs ``cpuset`` names (libvirt syntax, ``0-3,^2``):
+        on the running guest (``live``), in its definition (``config``), or, with
+        neither, wherever the domain is now (virsh vcpupin's ``--current``)."""
+        self._driver.domain_pin_vcpu(self.uuid, int(vcpu), str(cpuset), live, config)
+
+    @api("domain:write", mutates=True)
     def attach_device(self, xml: str) -> None:
         self._driver.domain_attach_device(self.uuid, xml)
 
@@ -436,9 +585,91 @@ class Domain(_Handle):
     def detach_device(self, xml: str) -> None:
         self._driver.domain_detach_device(self.uuid, xml)
 
+    @api("domain:core_dump", mutates=True)
+    def core_dump(self, path: str) -> None:
+        """Write the guest's memory as an ELF core to ``path`` on the host (for ``crash``)."""
+        self._driver.domain_core_dump(self.uuid, str(path))
+
     @api("domain:read")
     def job_info(self) -> JobInfo:
         return self._driver.domain_job_info(self.uuid)
+
+    @api("domain:read")
+    def vcpu_info(self) -> list[VcpuInfo]:
+        """Each vCPU of the running domain: state, CPU time, host CPU, affinity
+        (virDomainGetVcpus; ``<vcpupin>`` shows here as the affinity)."""
+        return self._driver.domain_vcpu_info(self.uuid)
+
+    @api("domain:migrate", mutates=True)
+    def migrate(self, dest: Connection | str, live: bool = False, persistent: bool = False,
+                undefine_source: bool = False, suspend: bool = False, offline: bool = False,
+                bandwidth: int | None = None, dest_name: str | None = None,
+                timeout: float | None = None,
+                progress: Callable[[int, int], None] | None = None,
+                p2p: bool = False, tunnelled: bool = False,
+                copy_storage_all: bool = False) -> Domain | None:
+        """Move this domain to the host ``dest`` is connected to (virsh migrate).
+
+        The client drives the five phases (Begin, Prepare, Perform, Finish,
+        Confirm) on both connections; on any failure the guest keeps running
+        here and the destination is cleaned up. ``bandwidth`` is in MiB/s,
+        ``timeout`` suspends a live migration that has not converged after so
+        many seconds, ``progress(done, total)`` reports the guest memory handled.
+        ``dest`` may be a URI instead (libvirt's migrateToURI): the connection is
+        opened here and closed afterwards, and the result is then bound to a
+        closed connection: read its name and UUID only. Returns the domain on
+        ``dest``. With ``p2p`` (``dest`` a URI as the source host reaches it) the
+        source's daemon drives the phases itself, and the migration goes on if
+        this client goes away; it returns None. ``tunnelled`` (needs ``p2p``)
+        carries QEMU's stream over the daemons' own connection instead of a
+        separate TCP port (so over TLS when the destination URI is ``+tls``).
+        ``copy_storage_all`` (non-shared storage): the destination creates each
+        missing disk (a pool volume of the same name in its pool of the same name,
+        or a file at the same path) and the disks are copied over NBD while the
+        guest runs; ``progress`` then counts disk bytes too.
+        """
+        from hvmon.core.migration import MigrateFlags, migrate_managed, progress_reporter
+
+        flags = MigrateFlags(live=live, persistent=persistent, undefine_source=undefine_source,
+                             suspend=suspend, offline=offline, bandwidth=bandwidth,
+                             dest_name=dest_name, timeout=timeout, tunnelled=tunnelled,
+                             copy_storage_all=copy_storage_all)
+        if tunnelled and not p2p:
+            raise InvalidArgument("tunnelled migration needs p2p (the source's daemon "
+                                  "carries the stream)")
+        if p2p:
+            if not isinstance(dest, str):
+                raise InvalidArgument("peer-to-peer migration takes the destination's URI")
+            with progress_reporter(self, progress):
+                self.migrate_peer_to_peer(dest, flags.to_dict())
+            return None
+        if isinstance(dest, str):
+            with open(dest) as opened:
+                return migrate_managed(self, opened, flags, progress)
+        return migrate_managed(self, dest, flags, progress)
+
+    @api("domain:migrate", mutates=True)
+    def migrate_peer_to_peer(self, dest_uri: str, flags: dict[str, Any]) -> dict[str, Any]:
+        """Migration driven by the source's daemon towards ``dest_uri`` (as it reaches it);
+        ``{"name", "uuid"}`` of the domain there."""
+        return self._driver.migrate_p2p(self.uuid, dest_uri, flags)
+
+    @api("domain:migrate", mutates=True)
+    def migrate_begin(self, flags: dict[str, Any]) -> dict[str, Any]:
+        """Migration, source side: the definition to send and a cookie (phase 1 of 5)."""
+        return self._driver.migrate_begin(self.uuid, flags)
+
+    @api("domain:migrate", mutates=True)
+    def migrate_perform(self, uri: str, cookie: dict[str, Any],
+                        flags: dict[str, Any]) -> dict[str, Any]:
+        """Migration, source side: send the guest to ``uri`` and wait for it (phase 3)."""
+        return self._driver.migrate_perform(self.uuid, uri, cookie, flags)
+
+    @api("domain:migrate", mutates=True)
+    def migrate_confirm(self, cookie: dict[str, Any], flags: dict[str, Any],
+                        success: bool) -> None:
+        """Migration, source side: stop (and undefine) the guest, or resume it (phase 5)."""
+        self._driver.migrate_confirm(self.uuid, cookie, flags, bool(success))
 
 
 class StoragePool(_Handle):
@@ -586,6 +817,30 @@ class StorageVolume(_Handle):
     def wipe(self) -> None:
         self._driver.volume_wipe(self._ref)
 
+    @api("volume:data_read", secure=True)
+    def download(
+        self, offset: int = 0, length: int = 0, progress: Progress | None = None
+    ) -> Iterator[bytes]:
+        """The volume's content from ``offset`` (``length`` 0: to the end), in chunks.
+
+        Raw disk content may hold anything, so like libvirt a read-only
+        connection may not download.
+        """
+        total = length or max(self.info().capacity - offset, 0)
+        return _counted(self._driver.volume_download(self._ref, int(offset), int(length)),
+                        total, progress)
+
+    @api("volume:data_write", mutates=True)
+    def upload(
+        self, data: bytes | Iterable[bytes], offset: int = 0, length: int = 0,
+        progress: Progress | None = None,
+    ) -> int:
+        """Write ``data`` (bytes or an iterable of chunks) at ``offset``; bytes written."""
+        chunks: Iterable[bytes] = [bytes(data)] if isinstance(data, bytes | bytearray) else data
+        return self._driver.volume_upload(
+            self._ref, int(offset), int(length), _counted(chunks, length, progress)
+        )
+
     @api("volume:resize", mutates=True)
     def resize(self, capacity: int) -> None:
         """Set the capacity in bytes."""
@@ -695,8 +950,62 @@ class Secret(_Handle):
         self._driver.secret_undefine(self.uuid)
 
 
+class NWFilter(_Handle):
+    """A network filter, named by its name (``clean-traffic``)."""
+
+    def __init__(self, conn: Connection, name: str) -> None:
+        super().__init__(conn)
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def _key(self) -> object:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"<NWFilter {self.name}>"
+
+    @api("nwfilter:read")
+    def xml_desc(self) -> str:
+        return self._driver.nwfilter_xml(self._name)
+
+    @api("nwfilter:delete", mutates=True)
+    def undefine(self) -> None:
+        self._driver.nwfilter_undefine(self._name)
+
+
+class NWFilterBinding(_Handle):
+    """A filter bound to a port (a tap or veth device), named by that port."""
+
+    def __init__(self, conn: Connection, port_dev: str) -> None:
+        super().__init__(conn)
+        self._port = port_dev
+
+    @property
+    def port_dev(self) -> str:
+        return self._port
+
+    @property
+    def _key(self) -> object:
+        return self._port
+
+    def __repr__(self) -> str:
+        return f"<NWFilterBinding {self.port_dev}>"
+
+    @api("nwfilter_binding:read")
+    def xml_desc(self) -> str:
+        return self._driver.nwfilter_binding_xml(self._port)
+
+    @api("nwfilter_binding:delete", mutates=True)
+    def delete(self) -> None:
+        self._driver.nwfilter_binding_delete(self._port)
+
+
 PUBLIC_CLASSES: tuple[type, ...] = (
-    Connection, Domain, StoragePool, StorageVolume, Network, Secret,
+    Connection, Domain, StoragePool, StorageVolume, Network, Secret, NWFilter, NWFilterBinding,
 )
 
 

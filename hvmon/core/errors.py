@@ -103,8 +103,9 @@ class OperationTimeout(HvmonError):
     code, name = 68, "operation-timeout"
 
 
-class AccessDenied(HvmonError):
-    """Forbidden by the access policy (VIR_ERR_ACCESS_DENIED)."""
+class AccessDenied(OperationDenied):
+    """Forbidden by the access policy (VIR_ERR_ACCESS_DENIED); an OperationDenied too,
+    so one ``except`` covers read-only mode and access rules."""
 
     code, name = 88, "access-denied"
 
@@ -127,8 +128,13 @@ def all_error_classes() -> list[type[HvmonError]]:
 
 
 def error_from_code(code: int, message: str) -> HvmonError:
-    """Rebuild a typed error from its code (used by remote clients)."""
-    for cls in all_error_classes():
-        if cls.code == code and cls is not HvmonError:
-            return cls(message)
+    """Rebuild a typed error from its code (used by remote clients).
+
+    The classes of this module win over subclasses defined elsewhere (the
+    CLI's own errors reuse codes), so a client always gets a core error type.
+    """
+    matches = [c for c in all_error_classes() if c.code == code and c is not HvmonError]
+    matches.sort(key=lambda c: c.__module__ != __name__)
+    if matches:
+        return matches[0](message)
     return HvmonError(message)

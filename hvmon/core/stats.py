@@ -49,6 +49,17 @@ class _Worker:
         self.started = 0.0
 
 
+def fetch_one(item: K, fetch: Callable[[K], dict[str, Any]],
+              describe: Callable[[K], str] = str) -> dict[str, Any] | HvmonError:
+    """``fetch(item)``, or the error that belongs in the item's slot."""
+    try:
+        return fetch(item)
+    except HvmonError as exc:
+        return exc
+    except Exception as exc:  # a driver bug stays in its slot
+        return HvmonError(f"stats failed for {describe(item)}: {exc}")
+
+
 def collect(
     items: Sequence[K],
     fetch: Callable[[K], dict[str, Any]],
@@ -83,16 +94,11 @@ def collect(
                     return
                 start, end = queue.popleft()
             for index in range(start, end):
-                with lock:
-                    if worker.abandoned:
-                        return
-                    worker.current, worker.started = index, time.monotonic()
-                try:
-                    value: Any = fetch(items[index])
-                except HvmonError as exc:
-                    value = exc
-                except Exception as exc:  # a driver bug stays in its slot
-                    value = HvmonError(f"stats failed for {describe(items[index])}: {exc}")
+                # no lock: ``current`` is None until set, and set after ``started``,
+                # so the monitor never pairs this item with an older start time
+                worker.started = time.monotonic()
+                worker.current = index
+                value = fetch_one(items[index], fetch, describe)
                 with lock:
                     if worker.abandoned:
                         return  # the monitor already gave this slot a timeout

@@ -164,7 +164,11 @@ class DomainInfo:
 
 @dataclass(frozen=True)
 class JobInfo:
-    """virDomainJobInfo subset; type 0 none, 1 bounded, 2 unbounded."""
+    """virDomainJobInfo subset; type 0 none, 1 bounded, 2 unbounded.
+
+    ``data_*`` count memory and disks together (libvirt's), ``mem_*`` the guest
+    memory, ``disk_*`` the disks a storage migration copies (bytes).
+    """
 
     type: int = 0
     operation: str = ""
@@ -173,6 +177,12 @@ class JobInfo:
     data_total: int = 0
     data_processed: int = 0
     data_remaining: int = 0
+    mem_total: int = 0
+    mem_processed: int = 0
+    mem_remaining: int = 0
+    disk_total: int = 0
+    disk_processed: int = 0
+    disk_remaining: int = 0
 
 
 @dataclass(frozen=True)
@@ -226,3 +236,29 @@ class DomainStats:
     def __repr__(self) -> str:
         what = f"error={self.error!r}" if self.error else f"{len(self.stats)} keys"
         return f"<DomainStats {self.domain!r} {what}>"
+
+
+def format_version(version: int) -> str:
+    """``7002000`` -> ``"7.2.0"`` (libvirt's encoding: major * 1e6 + minor * 1e3 + release)."""
+    major, rest = divmod(max(version, 0), 1_000_000)
+    minor, release = divmod(rest, 1_000)
+    return f"{major}.{minor}.{release}"
+
+
+class CpuCompareResult(IntEnum):
+    """libvirt's virCPUCompareResult: how a CPU definition fits this host."""
+
+    INCOMPATIBLE = 0
+    IDENTICAL = 1
+    SUPERSET = 2  # the host offers everything the definition asks for
+
+
+@dataclass(frozen=True)
+class VcpuInfo:
+    """virVcpuInfo: one vCPU, where it runs and where it may run (its pinning)."""
+
+    number: int
+    state: int  # 0 offline, 1 running, 2 blocked (virVcpuState)
+    cpu_time: int  # nanoseconds
+    cpu: int  # the host CPU it last ran on (-1: unknown)
+    affinity: tuple[int, ...]  # host CPUs it may run on

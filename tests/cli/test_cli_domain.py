@@ -168,3 +168,34 @@ def test_operation_invalid_in_state(cli):
     result = cli("start", "test")  # already running
     assert result.code == 1 and result.err.startswith("error: ")
     assert result.err.count("\n") == 1
+
+
+def test_domjobinfo_in_virsh_shape(tmp_path, capsys):
+    from hvmon.cli.main import main
+
+    controls = tmp_path / "controls.json"
+    controls.write_text('{"jobs": {"test": {"total": 1073741824, "rate": 67108864}}}')
+    uri = f"test:///default?control={controls}&clock=manual"
+    assert main(["-c", uri, "domjobinfo", "test"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[:2] == ["Job type:         Unbounded",
+                                    "Operation:        Outgoing migration"]
+    assert "Data total:       1.000 GiB" in out and "Data processed:   0.000 B" in out
+    assert main(["-c", "test:///default", "domjobinfo", "test"]) == 0
+    assert capsys.readouterr().out == "Job type:         None\n\n"  # virsh ends with a blank line
+
+
+def test_cpu_compare_on_the_test_driver(tmp_path, capsys):
+    from hvmon.cli.main import main
+
+    cpu = tmp_path / "cpu.xml"
+    for xml, code, words in (
+            ("<cpu mode='host-passthrough'/>", 0, "is identical to host CPU"),
+            ("<cpu><model>qemu64</model></cpu>", 0, "Host CPU is a superset of CPU"),
+            ("<cpu><model>Icelake-Server</model></cpu>", 1, "is incompatible with host CPU")):
+        cpu.write_text(xml)
+        assert main(["-c", "test:///default", "cpu-compare", str(cpu)]) == code
+        assert words in capsys.readouterr().out
+    cpu.write_text("<cpu")
+    assert main(["-c", "test:///default", "cpu-compare", str(cpu)]) == 1
+    assert capsys.readouterr().err.startswith("error: ")

@@ -69,6 +69,19 @@ def test_progress_bar_redraws_only_on_change():
     )
 
 
+def test_progress_bar_adds_the_disk_bytes_of_a_storage_migration():
+    from hvmon.cli.domain import _disk_progress
+    from hvmon.core.types import JobInfo
+
+    stream = io.StringIO()
+    bar = ProgressBar(stream, width=4)
+    job = JobInfo(type=2, disk_total=64 << 20, disk_processed=16 << 20)
+    bar.detail = lambda: _disk_progress(job)
+    bar(25, 100)
+    assert stream.getvalue() == "\r[#   ]  25% disks 16.000 MiB/64.000 MiB"
+    assert _disk_progress(JobInfo(type=2, data_total=5)) == ""  # memory only: nothing
+
+
 def test_volume_xml_escapes_names():
     xml = volume_xml("a<b&c", 1024, 0, "qcow2")
     assert find_text(xml, "name") == "a<b&c"

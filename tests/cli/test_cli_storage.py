@@ -102,3 +102,15 @@ def test_readonly_refuses_volume_creation(cli):
     result = cli("-r", "vol-create-as", "default-pool", "v", "1M")
     assert result.code == 1 and result.err.startswith("error: read-only connection: ")
     assert " v " not in cli("vol-list", "default-pool").out
+
+
+def test_find_storage_pool_sources_on_the_test_driver(tmp_path, capsys):
+    from hvmon.cli.main import main
+
+    assert main(["-c", "test:///default", "find-storage-pool-sources", "logical"]) == 0
+    assert "<name>testvg1</name>" in capsys.readouterr().out
+    assert main(["-c", "test:///default", "find-storage-pool-sources-as", "netfs",
+                 "nas.example"]) == 0
+    assert "<host name='nas.example'/>" in capsys.readouterr().out
+    assert main(["-c", "test:///default", "find-storage-pool-sources", "iscsi"]) == 1
+    assert "find_pool_sources of type 'iscsi'" in capsys.readouterr().err

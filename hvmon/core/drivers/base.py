@@ -8,8 +8,8 @@ are named by small frozen refs. Every method a driver does not implement raises
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hvmon.core import stats as stats_mod
 from hvmon.core.errors import HvmonError, Unsupported
@@ -21,8 +21,12 @@ from hvmon.core.types import (
     JobInfo,
     NodeInfo,
     PoolInfo,
+    VcpuInfo,
     VolumeInfo,
 )
+
+if TYPE_CHECKING:
+    from hvmon.core.snapshot.model import Snapshot
 
 Progress = Callable[[int, int], None]
 
@@ -94,6 +98,25 @@ class Driver:
     def node_info(self) -> NodeInfo:
         raise self._unsupported("node_info")
 
+    def node_free_memory(self) -> int:
+        """Free host memory in bytes (virNodeGetFreeMemory)."""
+        raise self._unsupported("node_free_memory")
+
+    def hypervisor_version(self) -> int:
+        """The hypervisor's version as major * 1,000,000 + minor * 1,000 + release."""
+        raise self._unsupported("hypervisor_version")
+
+    def find_pool_sources(self, kind: str, spec: str | None = None) -> str:
+        """``<sources>`` XML of the pools of type ``kind`` a host offers."""
+        raise self._unsupported("find_pool_sources")
+
+    def compare_cpu(self, xml: str) -> int:
+        """libvirt's virCPUCompareResult for a ``<cpu>`` definition on this host."""
+        raise self._unsupported("compare_cpu")
+
+    def domain_capabilities_xml(self, machine: str | None, virt_type: str | None) -> str:
+        raise self._unsupported("domain_capabilities")
+
     def capabilities_xml(self) -> str:
         raise self._unsupported("capabilities")
 
@@ -144,8 +167,51 @@ class Driver:
     def domain_detach_device(self, uuid: str, xml: str) -> None:
         raise self._unsupported("domain_detach_device")
 
+    # --- migration (see hvmon.core.migration for the phases) -----------------------------
+    def migrate_begin(self, uuid: str, flags: dict[str, Any]) -> dict[str, Any]:
+        raise self._unsupported("migrate_begin")
+
+    def migrate_prepare(self, xml: str, cookie: dict[str, Any],
+                        flags: dict[str, Any]) -> dict[str, Any]:
+        raise self._unsupported("migrate_prepare")
+
+    def migrate_perform(self, uuid: str, uri: str, cookie: dict[str, Any],
+                        flags: dict[str, Any]) -> dict[str, Any]:
+        raise self._unsupported("migrate_perform")
+
+    def migrate_finish(self, name: str, cookie: dict[str, Any], flags: dict[str, Any],
+                       success: bool) -> DomainRef | None:
+        raise self._unsupported("migrate_finish")
+
+    def migrate_tunnel_in(self, name: str, chunks: Iterable[bytes]) -> int:
+        """Feed a tunnelled migration's stream to the incoming guest ``name``."""
+        raise self._unsupported("migrate_tunnel_in")
+
+    def migrate_confirm(self, uuid: str, cookie: dict[str, Any], flags: dict[str, Any],
+                        success: bool) -> None:
+        raise self._unsupported("migrate_confirm")
+
+    def migrate_p2p(self, uuid: str, dest_uri: str, flags: dict[str, Any]) -> dict[str, Any]:
+        """Drive the five phases from here (the caller's access was checked already)."""
+        from hvmon.core.migration import peer_to_peer
+
+        return peer_to_peer(self, uuid, dest_uri, flags)
+
+    def domain_core_dump(self, uuid: str, path: str) -> None:
+        """Dump the guest's memory (ELF) to ``path``."""
+        raise self._unsupported("domain_core_dump")
+
     def domain_job_info(self, uuid: str) -> JobInfo:
         raise self._unsupported("domain_job_info")
+
+    def domain_pin_vcpu(self, uuid: str, vcpu: int, cpuset: str, live: bool,
+                        config: bool) -> None:
+        """Pin a vCPU (``<vcpupin>``) live and/or in the definition (neither: current)."""
+        raise self._unsupported("domain_pin_vcpu")
+
+    def domain_vcpu_info(self, uuid: str) -> list[VcpuInfo]:
+        """Each running vCPU: state, CPU time, host CPU and affinity (its pinning)."""
+        raise self._unsupported("domain_vcpu_info")
 
     def domain_stats(self, uuid: str, groups: tuple[str, ...]) -> dict[str, Any]:
         raise self._unsupported("domain_stats")
@@ -161,6 +227,17 @@ class Driver:
             workers=self.stats_workers,
             describe=lambda ref: f"domain '{ref.name}'",
         )
+
+    def get_snapshot(self, max_age: float | None) -> Snapshot | None:
+        """A snapshot served by the driver itself (the daemon's), or None.
+
+        None tells :meth:`hvmon.Connection.get_snapshot` to build one locally.
+        """
+        return None
+
+    def daemon_info(self) -> dict[str, Any]:
+        """Facts about the daemon serving this connection (remote drivers only)."""
+        raise self._unsupported("daemon_info")
 
     # --- storage ------------------------------------------------------------
     def list_pools(self) -> list[Listing]:
@@ -218,6 +295,16 @@ class Driver:
     def volume_wipe(self, ref: VolumeRef) -> None:
         raise self._unsupported("volume_wipe")
 
+    def volume_download(self, ref: VolumeRef, offset: int, length: int) -> Iterator[bytes]:
+        """The volume's bytes from ``offset``, ``length`` of them (0: to the end), in chunks."""
+        raise self._unsupported("volume_download")
+
+    def volume_upload(
+        self, ref: VolumeRef, offset: int, length: int, chunks: Iterable[bytes]
+    ) -> int:
+        """Write ``chunks`` at ``offset`` (at most ``length`` bytes, 0: no limit); bytes written."""
+        raise self._unsupported("volume_upload")
+
     def volume_resize(self, ref: VolumeRef, capacity: int) -> None:
         raise self._unsupported("volume_resize")
 
@@ -251,6 +338,31 @@ class Driver:
         raise self._unsupported("network_dhcp_leases")
 
     # --- secrets ----------------------------------------------------------
+    # --- network filters -------------------------------------------------------
+    def nwfilter_list(self) -> list[str]:
+        raise self._unsupported("nwfilter_list")
+
+    def nwfilter_xml(self, name: str) -> str:
+        raise self._unsupported("nwfilter_xml")
+
+    def nwfilter_define(self, xml: str) -> str:
+        raise self._unsupported("nwfilter_define")
+
+    def nwfilter_undefine(self, name: str) -> None:
+        raise self._unsupported("nwfilter_undefine")
+
+    def nwfilter_binding_list(self) -> list[str]:
+        raise self._unsupported("nwfilter_binding_list")
+
+    def nwfilter_binding_xml(self, portdev: str) -> str:
+        raise self._unsupported("nwfilter_binding_xml")
+
+    def nwfilter_binding_create(self, xml: str) -> str:
+        raise self._unsupported("nwfilter_binding_create")
+
+    def nwfilter_binding_delete(self, portdev: str) -> None:
+        raise self._unsupported("nwfilter_binding_delete")
+
     def list_secrets(self) -> list[SecretRef]:
         raise self._unsupported("list_secrets")
 

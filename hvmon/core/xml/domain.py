@@ -70,6 +70,27 @@ class Interface(XmlObject):
     filterref = XmlProperty[str]("filterref/@filter")
 
 
+class SecLabel(XmlObject):
+    """``<seclabel>``: a security driver's label for the domain (libvirt's format).
+
+    hvmon's QEMU driver reads ``model='dac'`` (``<label>+UID:+GID</label>``); labels
+    of other models are kept as written.
+    """
+
+    ROOT = "seclabel"
+    type = XmlProperty[str]("@type", default="dynamic")
+    model = XmlProperty[str]("@model")
+    relabel = XmlProperty[str]("@relabel")
+    label = XmlProperty[str]("label")
+    imagelabel = XmlProperty[str]("imagelabel")
+
+    @property
+    def relabels(self) -> bool:
+        """Whether resources are relabelled (``relabel``; default yes unless type='none')."""
+        default = "no" if self.type == "none" else "yes"
+        return (self.relabel or default) == "yes"
+
+
 class Domain(XmlObject):
     """A domain definition."""
 
@@ -91,6 +112,7 @@ class Domain(XmlObject):
     on_crash = XmlProperty[str]("on_crash")
     disks = XmlChildren(Disk, "devices/disk")
     interfaces = XmlChildren(Interface, "devices/interface")
+    seclabels = XmlChildren(SecLabel, "seclabel")
 
     @property
     def memory_kib(self) -> int:

@@ -60,5 +60,5 @@ def parse_xml(text: str | bytes, what: str = "document") -> etree._Element:
 
 def to_string(element: etree._Element) -> str:
     """Serialise an element as libvirt does: no declaration, trailing newline."""
-    text = etree.tostring(element, encoding="unicode")
+    text = etree.tostring(element, encoding="unicode", pretty_print=True)
     return text if text.endswith("\n") else text + "\n"

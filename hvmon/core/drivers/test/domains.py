@@ -9,9 +9,12 @@ from typing import Any
 
 from lxml import etree
 
+from hvmon.core import cpuset
+from hvmon.core.drivers import impact
 from hvmon.core.drivers.base import DomainRef, Listing
+from hvmon.core.drivers.identity import check_identity
 from hvmon.core.drivers.test import simstats
-from hvmon.core.drivers.test.base import TestPart, check_identity
+from hvmon.core.drivers.test.base import TestPart
 from hvmon.core.drivers.test.controls import NS
 from hvmon.core.drivers.test.state import DomainObj
 from hvmon.core.errors import (
@@ -40,8 +43,9 @@ from hvmon.core.types import (
     PausedReason,
     RunningReason,
     ShutoffReason,
+    VcpuInfo,
 )
-from hvmon.core.xml import defaults, schema
+from hvmon.core.xml import cputune, defaults, schema
 from hvmon.core.xml.domain import Domain as DomainXML
 from hvmon.core.xml.parser import parse_xml
 
@@ -236,10 +240,14 @@ class DomainOps(TestPart):
         with self._locked() as st:
             obj = self._dom(uuid)
             now = st.clock.now()
-            if action == "start":
+            if action in ("start", "start_paused"):
                 if obj.active:
                     raise OperationInvalid(f"domain '{obj.name}' is already running")
                 self._start(obj, RunningReason.BOOTED)
+                if action == "start_paused":
+                    obj.run_base, obj.run_started = obj.running_seconds(now), None
+                    obj.state, obj.reason = DomainState.PAUSED, PausedReason.USER
+                    self._queue_event(obj, LifecycleEvent.SUSPENDED, SuspendedDetail.PAUSED)
             elif action == "shutdown":
                 self._require(obj, DomainState.RUNNING, "not running")
                 self._queue_event(obj, LifecycleEvent.SHUTDOWN, ShutdownDetail.FINISHED)
@@ -405,6 +413,44 @@ class DomainOps(TestPart):
                 data_total=spec.total, data_processed=done, data_remaining=remaining,
             )
 
+    def domain_pin_vcpu(self, uuid: str, vcpu: int, cpuset_text: str, live: bool,
+                        config: bool) -> None:
+        with self._locked() as st:
+            obj = self._dom(uuid)
+            live, config = impact.affected(obj.name, obj.active, obj.persistent, live, config)
+            what = f"<vcpupin vcpu='{vcpu}'>"
+            cpuset.parse_cpuset(cpuset_text, st.node.cpus, what)
+            if not 0 <= vcpu < obj.current().vcpus:
+                raise InvalidArgument(f"{what}: the domain has no vCPU {vcpu}")
+            if live:
+                cputune.set_vcpu_pin(obj.own_live(), vcpu, cpuset_text)
+            if config:
+                assert obj.config is not None
+                if obj.active and obj.live is None:
+                    obj.live = obj.config  # the running definition stays as it was
+                changed = obj.config.copy()
+                cputune.set_vcpu_pin(changed, vcpu, cpuset_text)
+                obj.config = changed
+
+    def domain_vcpu_info(self, uuid: str) -> list[VcpuInfo]:
+        """Simulated: the stats' vCPU times, each vCPU on a CPU of its ``<vcpupin>``."""
+        with self._locked() as st:
+            obj = self._dom(uuid)
+            if not obj.active:
+                raise OperationInvalid(f"domain '{obj.name}' is not running")
+            host = st.node.cpus
+            pins = {int(pin.get("vcpu", -1)): pin.get("cpuset", "")
+                    for pin in obj.current().element.iterfind("cputune/vcpupin")}
+        stats = self.domain_stats(uuid, ("vcpu",))
+        out = []
+        for n in range(int(stats.get("vcpu.current", 0))):
+            allowed = sorted(cpuset.parse_cpuset(pins[n], host, f"<vcpupin vcpu='{n}'>")
+                             if n in pins else range(host))
+            out.append(VcpuInfo(n, int(stats.get(f"vcpu.{n}.state", 1)),
+                                int(stats.get(f"vcpu.{n}.time", 0)),
+                                allowed[n % len(allowed)], tuple(allowed)))
+        return out
+
     def _profile(self, obj: DomainObj) -> simstats.Profile:
         """The domain's stats profile, rebuilt after any change to its definition."""
         if obj.profile is None:
@@ -419,12 +465,14 @@ class DomainOps(TestPart):
             obj.profile = simstats.Profile(self.state.controls.seed, obj.uuid, facts, devices)
         return obj.profile
 
-    def _capacity(self, obj: DomainObj) -> dict[str, int]:
+    def _capacity(self, profile: simstats.Profile) -> dict[str, int]:
+        """Capacity of each disk backed by a known volume, by the disk's stats name."""
         out = {}
-        for disk in obj.current().disks:
-            vol = self.state.volume_paths.get(disk.source_path) if disk.source_path else None
-            if vol is not None and disk.target_dev:
-                out[disk.target_dev] = vol.capacity
+        paths = self.state.volume_paths
+        for name, path in profile.devices.disks:
+            vol = paths.get(path) if path else None
+            if vol is not None:
+                out[name] = vol.capacity
         return out
 
     def _misbehaviour(self, obj: DomainObj) -> tuple[float | None, str | None]:
@@ -444,13 +492,13 @@ class DomainOps(TestPart):
             if groups == simstats.STATE_ONLY and not (stall or fail):
                 return {"state.state": int(obj.state), "state.reason": int(obj.reason)}
             now = st.clock.now()
+            profile = None if groups == simstats.STATE_ONLY else self._profile(obj)
             snap = simstats.Snapshot(
                 state=int(obj.state), reason=int(obj.reason), active=obj.active,
                 running_seconds=obj.running_seconds(now), now=now,
-                capacity=self._capacity(obj) if obj.active and st.volume_paths
-                and "block" in groups else {},
+                capacity=self._capacity(profile) if profile is not None and obj.active
+                and st.volume_paths and "block" in groups else {},
             )
-            profile = None if groups == simstats.STATE_ONLY else self._profile(obj)
         if stall:
             time.sleep(stall)
         if fail:

@@ -8,6 +8,9 @@ import random
 import socket
 import uuid as uuidlib
 
+from lxml import etree
+
+from hvmon.core import stats as stats_mod
 from hvmon.core.drivers.base import Driver
 from hvmon.core.drivers.test import nodefile
 from hvmon.core.drivers.test.controls import Controls, from_query
@@ -18,17 +21,20 @@ from hvmon.core.drivers.test.defaults import (
     DEFAULT_POOL_XML,
 )
 from hvmon.core.drivers.test.domains import DomainOps, metadata_controls
+from hvmon.core.drivers.test.migration import MigrationOps
 from hvmon.core.drivers.test.networks import NetworkOps
+from hvmon.core.drivers.test.nwfilters import NWFilterOps
 from hvmon.core.drivers.test.secrets import SecretOps
 from hvmon.core.drivers.test.state import DomainObj, SecretObj, TestState
 from hvmon.core.drivers.test.storage import StorageOps, check_pool_source
-from hvmon.core.errors import NoConnect
+from hvmon.core.errors import InvalidArgument, NoConnect
 from hvmon.core.types import DomainState, NodeInfo, PausedReason, RunningReason
 from hvmon.core.uri import ConnectURI
 from hvmon.core.xml import defaults
 from hvmon.core.xml.capabilities import GuestArch, HostFacts, build_capabilities
 from hvmon.core.xml.domain import Domain as DomainXML
 from hvmon.core.xml.network import Network as NetworkXML
+from hvmon.core.xml.parser import parse_xml
 from hvmon.core.xml.pool import Pool as PoolXML
 from hvmon.core.xml.secret import Secret as SecretXML
 
@@ -38,7 +44,8 @@ def simulated_uptime(seed: int, uuid: str) -> float:
     return random.Random(f"uptime:{seed}:{uuid}").uniform(3600.0, 30 * 86400.0)  # noqa: S311
 
 
-class TestDriver(DomainOps, StorageOps, NetworkOps, SecretOps, Driver):
+class TestDriver(DomainOps, MigrationOps, StorageOps, NetworkOps, NWFilterOps, SecretOps,
+                 Driver):
     """An in-process driver whose host and guests are simulated."""
 
     __test__ = False  # not a pytest test class
@@ -138,9 +145,14 @@ class TestDriver(DomainOps, StorageOps, NetworkOps, SecretOps, Driver):
         return self.state.controls
 
     def all_domain_stats(self, refs, groups, deadline):  # type: ignore[no-untyped-def]
-        with self._locked():
-            pass  # poll the control file once for the whole call
-        return super().all_domain_stats(refs, groups, deadline)
+        """Inline when no test control can stall a domain (nothing can block then)."""
+        with self._locked() as st:  # also polls the control file once for the call
+            may_stall = bool(st.controls.stall) or any(
+                obj.metadata_controls.get("stall") for obj in st.domains.values())
+        if may_stall:
+            return super().all_domain_stats(refs, groups, deadline)
+        return [stats_mod.fetch_one(ref, lambda r: self.domain_stats(r.uuid, groups),
+                                    lambda r: f"domain '{r.name}'") for ref in refs]
 
     # --- host ---------------------------------------------------------------
     def uri(self) -> str:
@@ -151,6 +163,47 @@ class TestDriver(DomainOps, StorageOps, NetworkOps, SecretOps, Driver):
 
     def node_info(self) -> NodeInfo:
         return self.state.node
+
+    def hypervisor_version(self) -> int:
+        """0.0.2, what libvirt's test driver reports."""
+        return 2
+
+    def node_free_memory(self) -> int:
+        """Host memory not given to running domains (their current memory), in bytes."""
+        with self._locked() as st:
+            # a stats profile, when built, holds the current memory (dropped on any change)
+            used = sum(obj.profile.facts.current_kib if obj.profile is not None
+                       else obj.current().current_memory_kib
+                       for obj in st.domains.values() if obj.active)
+            return max(st.node.memory - used, 0) * 1024
+
+    #: the CPU models the simulated host runs (its own model, i686, is 'pentium3'-class)
+    CPU_MODELS = ("qemu32", "qemu64", "pentium", "pentium2", "pentium3", "kvm32", "kvm64")
+
+    def compare_cpu(self, xml: str) -> int:
+        """``host-passthrough``: identical; a model of :attr:`CPU_MODELS`: superset."""
+        root = parse_xml(xml, what="CPU XML")
+        cpu = root if root.tag == "cpu" else root.find("cpu")
+        if cpu is None:
+            raise InvalidArgument("no <cpu> element in the XML given")
+        if cpu.get("mode") in ("host-passthrough", "host-model"):
+            return 1
+        model = (cpu.findtext("model") or "").strip()
+        return 2 if not model or model in self.CPU_MODELS else 0
+
+    def domain_capabilities_xml(self, machine: str | None, virt_type: str | None) -> str:
+        """What libvirt's test driver answers: the emulator, type, machine, arch, vCPUs."""
+        if virt_type not in (None, "test"):
+            raise InvalidArgument(f"virt type '{virt_type}' is not served by the test driver "
+                                  "(test)")
+        if machine not in (None, "pc"):
+            raise InvalidArgument(f"machine type '{machine}' is not supported (pc)")
+        root = etree.Element("domainCapabilities")
+        for tag, text in (("path", "/usr/bin/test-hv"), ("domain", "test"), ("machine", "pc"),
+                          ("arch", "i686")):
+            etree.SubElement(root, tag).text = text
+        etree.SubElement(root, "vcpu", max=str(self.state.node.cpus))
+        return etree.tostring(root, pretty_print=True, encoding="unicode")
 
     def capabilities_xml(self) -> str:
         node = self.state.node

@@ -6,7 +6,8 @@ import ipaddress
 import time
 
 from hvmon.core.drivers.base import Listing, NetworkRef
-from hvmon.core.drivers.test.base import TestPart, check_identity, find_named
+from hvmon.core.drivers.identity import check_identity, find_named
+from hvmon.core.drivers.test.base import TestPart
 from hvmon.core.drivers.test.state import NetworkObj
 from hvmon.core.errors import (
     AlreadyExists,

@@ -50,7 +50,7 @@ def _parse_big(data: bytes, path: str) -> etree._Element:
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise InvalidXML(f"XML error in '{path}': DOCTYPE and entity declarations are not allowed")
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             huge_tree=True, collect_ids=False)
+                             huge_tree=True, collect_ids=False, remove_blank_text=True)
     try:
         return etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:

@@ -74,6 +74,8 @@ class VolumeObj:
     capacity: int
     allocation: int
     type: int = 0
+    #: what was uploaded; bytes past its end read as zeros
+    data: bytearray = field(default_factory=bytearray)
 
 
 @dataclass(eq=False)

@@ -8,9 +8,12 @@ like libvirt refuse to create or delete volumes.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Iterator
+from xml.sax.saxutils import escape
 
 from hvmon.core.drivers.base import Listing, PoolRef, Progress, VolumeRef
-from hvmon.core.drivers.test.base import TestPart, check_identity, find_named
+from hvmon.core.drivers.identity import check_identity, find_named
+from hvmon.core.drivers.test.base import TestPart
 from hvmon.core.drivers.test.defaults import DEFAULT_POOL_CAPACITY
 from hvmon.core.drivers.test.state import PoolObj, VolumeObj
 from hvmon.core.errors import (
@@ -25,12 +28,15 @@ from hvmon.core.errors import (
 )
 from hvmon.core.types import PoolInfo, PoolState, VolumeInfo, VolumeType
 from hvmon.core.xml import defaults, schema
+from hvmon.core.xml.parser import parse_xml
 from hvmon.core.xml.pool import Pool as PoolXML
 from hvmon.core.xml.volume import Volume as VolumeXML
 
 LUN_POOLS = ("iscsi", "iscsi-direct", "scsi", "mpath")
 SIMULATED_LUNS = ((1, 10 * 1024**3), (2, 10 * 1024**3))
 CLONE_STEPS = 16
+#: chunk size of volume downloads
+STREAM_CHUNK = 256 * 1024
 
 
 def check_pool_source(pool: PoolXML) -> None:
@@ -321,7 +327,55 @@ class StorageOps(TestPart):
 
     def volume_wipe(self, ref: VolumeRef) -> None:
         with self._locked():
-            self._vol(ref)
+            _, vol = self._vol(ref)
+            vol.data = bytearray()
+
+    def _span(self, vol: VolumeObj, offset: int, length: int) -> int:
+        """The end offset of an I/O of ``length`` bytes at ``offset`` (0: to capacity)."""
+        if offset < 0 or length < 0:
+            raise InvalidArgument("offset and length must not be negative")
+        end = vol.capacity if length == 0 else offset + length
+        if offset > vol.capacity or end > vol.capacity:
+            raise InvalidArgument(
+                f"range {offset}..{end} is past the end of volume '{vol.name}' "
+                f"({vol.capacity} bytes)"
+            )
+        return end
+
+    def volume_download(self, ref: VolumeRef, offset: int, length: int) -> Iterator[bytes]:
+        with self._locked():
+            _, vol = self._vol(ref)
+            end = self._span(vol, offset, length)
+        return self._read_chunks(ref, offset, end)
+
+    def _read_chunks(self, ref: VolumeRef, offset: int, end: int) -> Iterator[bytes]:
+        while offset < end:
+            size = min(STREAM_CHUNK, end - offset)
+            with self._locked():
+                _, vol = self._vol(ref)
+                chunk = bytes(vol.data[offset:offset + size])
+            yield chunk + bytes(size - len(chunk))
+            offset += size
+
+    def volume_upload(
+        self, ref: VolumeRef, offset: int, length: int, chunks: Iterable[bytes]
+    ) -> int:
+        with self._locked():
+            _, vol = self._vol(ref)
+            limit = self._span(vol, offset, length)
+        position = offset
+        for chunk in chunks:
+            if position + len(chunk) > limit:
+                raise InvalidArgument(
+                    f"upload to volume '{ref.name}' is longer than {limit - offset} bytes"
+                )
+            with self._locked():
+                _, vol = self._vol(ref)
+                if len(vol.data) < position:
+                    vol.data.extend(bytes(position - len(vol.data)))
+                vol.data[position:position + len(chunk)] = chunk
+            position += len(chunk)
+        return position - offset
 
     def volume_resize(self, ref: VolumeRef, capacity: int) -> None:
         with self._locked():
@@ -334,3 +388,22 @@ class StorageOps(TestPart):
                     f"{vol.allocation} bytes"
                 )
             vol.capacity = capacity
+
+    # --- source discovery (what libvirt's test driver answers) ---------------------
+    def find_pool_sources(self, kind: str, spec: str | None = None) -> str:
+        """``logical``: two volume groups; ``netfs``: one export of the host asked for."""
+        if kind == "logical":
+            return ("<sources>\n  <source>\n    <name>testvg1</name>\n"
+                    "    <format type='lvm2'/>\n  </source>\n  <source>\n"
+                    "    <name>testvg2</name>\n    <format type='lvm2'/>\n  </source>\n"
+                    "</sources>\n")
+        if kind == "netfs":
+            host = "localhost"
+            if spec:
+                node = parse_xml(spec, what="source XML").find("host")
+                host = node.get("name", host) if node is not None else host
+            return (f"<sources>\n  <source>\n    <host name='{escape(host)}'/>\n"
+                    "    <dir path='/exports/hvmon'/>\n    <format type='nfs'/>\n"
+                    "  </source>\n</sources>\n")
+        raise Unsupported(f"this function is not supported by the test driver: "
+                          f"find_pool_sources of type '{kind}' (logical, netfs)")

@@ -1,0 +1,1 @@
+"""hvmond: the daemon (config, plugin host, agents, snapshot cache, remote protocol)."""

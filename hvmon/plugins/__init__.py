@@ -1,0 +1,1 @@
+"""In-tree plugins: agents and commands built on hvmon's public API."""

@@ -1,0 +1,1 @@
+"""``hvmon console``: the datacenter view over the broker (client, views, command)."""

@@ -1,0 +1,1 @@
+"""The Prometheus exporter agent (see docs/prometheus.md)."""

@@ -1,0 +1,1 @@
+"""The SNMP agent plugin: HVMON-MIB, the LIBVIRT-MIB view, standalone and AgentX modes."""

@@ -1,0 +1,1 @@
+"""Tests of the remote protocol: RemoteDriver against an in-process RpcServer."""
