@@ -215,10 +215,32 @@ def plugin_commands(err: TextIO) -> list[list[Command]]:
     return groups
 
 
+#: global options that take a value (the word after them is no command name)
+_VALUE_OPTIONS = ("-c", "--connect")
+
+
+def requested_command(argv: Sequence[str]) -> str | None:
+    """The command name on a command line: its first word that is no global option or
+    an option's value; None when there is none (``hvmon -h``)."""
+    words = iter(argv)
+    for word in words:
+        if word in _VALUE_OPTIONS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def run() -> None:
-    """Console-script entry point: built-in and plugin commands, exit with :func:`main`'s code."""
+    """Console-script entry point: built-in and plugin commands, exit with :func:`main`'s code.
+
+    Plugins are loaded only when the line names no built-in command (a plugin's
+    command, ``help``, ``-h``, a typo): a built-in command starts without them.
+    """
+    builtin = {name for c in builtin_commands() for name in (c.name, *c.aliases)}
+    extra = [] if requested_command(sys.argv[1:]) in builtin else plugin_commands(sys.stderr)
     try:
-        code = main(commands=collect_commands(plugin_commands(sys.stderr)))
+        code = main(commands=collect_commands(extra))
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     sys.exit(code)

@@ -27,6 +27,7 @@ from hvmon.core.drivers.base import (
 )
 from hvmon.core.errors import InvalidArgument
 from hvmon.core.events import DomainEventRecord, LifecycleEvent
+from hvmon.core.gcpause import paused_gc
 from hvmon.core.stats import DEFAULT_DEADLINE, normalize_groups
 from hvmon.core.types import (
     CpuCompareResult,
@@ -267,12 +268,13 @@ class Connection:
             refs = [item.ref for item in _filter(self._driver.list_domains(), active, None, None)]
         else:
             refs = [d._ref for d in domains]
-        results = self._driver.all_domain_stats(refs, wanted, deadline)
-        return [
-            DomainStats(Domain(self, ref), {}, result) if isinstance(result, Exception)
-            else DomainStats(Domain(self, ref), result, None)
-            for ref, result in zip(refs, results, strict=True)
-        ]
+        with paused_gc():  # thousands of acyclic results: no collector walks meanwhile
+            results = self._driver.all_domain_stats(refs, wanted, deadline)
+            return [
+                DomainStats(Domain(self, ref), {}, result) if isinstance(result, Exception)
+                else DomainStats(Domain(self, ref), result, None)
+                for ref, result in zip(refs, results, strict=True)
+            ]
 
     @api("connect:search_domains")
     def domain_event_register(self, callback: Callable[[DomainEvent], None]) -> int:

@@ -8,7 +8,6 @@ Every error is one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Callable
@@ -112,6 +111,8 @@ def serve(args: argparse.Namespace, *, out: TextIO | None = None,
     log = logging.getLogger("hvmon.daemon")
     for problem in host.problems:
         log.warning("%s", problem)
+    import asyncio  # not at the top: `hvmon` builds this parser for every command
+
     try:
         asyncio.run(daemon.serve())
     except HvmonError as exc:

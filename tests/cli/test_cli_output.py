@@ -6,8 +6,15 @@ import io
 
 import pytest
 
+from hvmon.cli import main as cli_main
 from hvmon.cli.command import Command, no_arguments
-from hvmon.cli.main import build_parser, builtin_commands, collect_commands, main
+from hvmon.cli.main import (
+    build_parser,
+    builtin_commands,
+    collect_commands,
+    main,
+    requested_command,
+)
 from hvmon.cli.output import fields, parse_size, pretty_size, table
 from hvmon.cli.progress import ProgressBar
 from hvmon.cli.xmldoc import clone_xml, find_text, volume_xml
@@ -114,6 +121,44 @@ def test_plugin_commands_join_and_run(capsys):
     plugin = [Command("hello", "say hello", hello, lambda p: p.add_argument("who"))]
     assert main(["-q", "hello", "world"], commands=collect_commands([plugin])) == 0
     assert capsys.readouterr().out == "hello world\n"
+
+
+def test_requested_command_skips_global_options_and_their_values():
+    assert requested_command(["-c", "test:///default", "-r", "list", "--all"]) == "list"
+    assert requested_command(["--connect", "list", "-q", "dominfo", "x"]) == "dominfo"
+    assert requested_command(["--connect=qemu:///system", "console"]) == "console"
+    assert requested_command(["-h"]) is None and requested_command([]) is None
+
+
+@pytest.mark.parametrize(("argv", "loads_plugins"), [
+    (["-c", "test:///default", "-q", "list"], False),
+    (["-q", "hello", "world"], True),  # a plugin's command
+    (["help"], True),  # lists the plugins' commands too
+    (["-h"], True),
+    (["lsit"], True),  # no such built-in: maybe a plugin's
+])
+def test_plugins_load_only_when_no_builtin_command_is_named(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        argv: list[str], loads_plugins: bool) -> None:
+    loaded: list[bool] = []
+
+    def plugins(err: object) -> list[list[Command]]:
+        loaded.append(True)
+        return [[Command("hello", "say hello", lambda ctx, args: ctx.write(f"hi {args.who}\n"),
+                         lambda p: p.add_argument("who"))]]
+
+    monkeypatch.setattr(cli_main, "plugin_commands", plugins)
+    monkeypatch.setattr("sys.argv", ["hvmon", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        cli_main.run()
+    assert bool(loaded) is loads_plugins
+    out = capsys.readouterr().out
+    if argv[0] == "-c":
+        assert exit_.value.code == 0 and " test " in out
+    if argv[1:] == ["hello", "world"]:
+        assert exit_.value.code == 0 and out == "hi world\n"
+    if argv == ["help"]:
+        assert "hello" in out and "list" in out
 
 
 def test_plugin_command_reusing_a_name_is_refused():
