@@ -45,10 +45,10 @@ VIRSH_TIMEOUT = 600.0
 def batch_size(n: int) -> int:
     """Extra calls per virsh process used to time one call without its open.
 
-    Enough calls that they stand out of the open's run-to-run noise: 10 at
-    1,000 domains, 2 at 10,000.
+    Enough calls that they stand out of the open's run-to-run noise (tens of
+    ms at 1,000 domains, hundreds at 10,000): 50 at 1,000 domains, 20 at 10,000.
     """
-    return min(10, max(2, 20000 // max(n, 1)))
+    return min(50, max(20, 50000 // max(n, 1)))
 
 
 @dataclass
@@ -209,7 +209,7 @@ def render(rows: list[Row]) -> str:
     out += [fmt.format(*line) for line in lines]
     notes = sorted({r.note for r in rows if r.note})
     out += ["", "~ libvirt API time: (virsh running the command 1+B times - once) / B,",
-            "  in one process, so process start and open cancel (B = 20000/N, 2 to 10)"]
+            "  in one process, so process start and open cancel (B = 50000/N, 20 to 50)"]
     out += [f"note: {note}" for note in notes]
     return "\n".join(out)
 
