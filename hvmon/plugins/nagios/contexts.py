@@ -12,9 +12,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from nagiosplugin import (
     CheckError,
@@ -33,7 +33,7 @@ from nagiosplugin import (
 )
 from nagiosplugin.state import ServiceState
 
-from hvmon.plugins.nagios.perfdata import Perf, safe_text
+from hvmon.plugins.nagios.perfdata import Perf, safe_text, show_name
 
 LEVELS: dict[str, ServiceState] = {
     "ok": Ok, "warning": Warn, "critical": Critical, "unknown": Unknown,
@@ -96,6 +96,9 @@ def _sentence(metric: Metric, context: Context) -> str:
     return f"{metric.name} is {metric.valueunit}"
 
 
+T = TypeVar("T")
+
+
 class Probe(Resource):
     """A Resource whose :meth:`measure` may raise :class:`hvmon.HvmonError`.
 
@@ -129,6 +132,19 @@ class Probe(Resource):
         """A verdict shown as ``text`` (no perfdata)."""
         self._findings += 1
         return Metric(f"finding {self._findings}", Finding(state, text), context=FINDING)
+
+    def selected(self, kind: str, name: str | None, every: Iterable[T],
+                 lookup: Callable[[str], T | None]) -> tuple[list[T], Metric | None]:
+        """The objects a mode checks: all of them (``name`` None, ``--all``) or the one
+        named; else the finding that ends the check (none at all: OK; an unknown
+        name: CRITICAL)."""
+        if name is None:
+            found = list(every)
+            return found, None if found else self.finding(Ok, f"no {kind}s")
+        one = lookup(name)
+        if one is None:
+            return [], self.finding(Critical, f"{kind} {show_name(name)} is not defined")
+        return [one], None
 
 
 class ModeSummary(Summary):

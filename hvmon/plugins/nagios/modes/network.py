@@ -26,19 +26,11 @@ class Networks(Probe):
 
     def measure(self) -> Iterator[Metric]:
         snap = self.source.snapshot()
-        if self.options.all:
-            networks = list(snap.networks)
-            if not networks:
-                yield self.finding(Ok, "no networks")
-                return
-        else:
-            assert self.options.name is not None
-            net = snap.network(self.options.name)
-            if net is None:
-                yield self.finding(Critical,
-                                   f"network {show_name(self.options.name)} is not defined")
-                return
-            networks = [net]
+        name = None if self.options.all else self.options.name
+        networks, ending = self.selected("network", name, snap.networks, snap.network)
+        if ending is not None:
+            yield ending
+            return
         for net in networks:
             who = show_name(net.name)
             if not net.active:

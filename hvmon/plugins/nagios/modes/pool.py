@@ -24,19 +24,11 @@ class Pools(Probe):
 
     def measure(self) -> Iterator[Metric]:
         snap = self.source.snapshot()
-        if self.options.all:
-            pools = list(snap.pools)
-            if not pools:
-                yield self.finding(Ok, "no pools")
-                return
-        else:
-            assert self.options.name is not None
-            pool = snap.pool(self.options.name)
-            if pool is None:
-                yield self.finding(Critical,
-                                   f"pool {show_name(self.options.name)} is not defined")
-                return
-            pools = [pool]
+        name = None if self.options.all else self.options.name
+        pools, ending = self.selected("pool", name, snap.pools, snap.pool)
+        if ending is not None:
+            yield ending
+            return
         for pool in pools:
             who = show_name(pool.name)
             if not pool.active:
