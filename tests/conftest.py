@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: an embedded connection and the compat corpus."""
+"""Fixtures shared by every test: an embedded connection, the compat corpus and a loop
+thread (``loop_thread``, from :mod:`loopthread`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopthread import loop_thread  # noqa: F401 - the fixture, for every suite
 
 import hvmon
 

@@ -8,19 +8,17 @@ by PID in a finaliser. A missing tool skips its test, except in CI
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import ssl
 import subprocess
-import threading
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from loopthread import LoopThread
 from toolcheck import need, need_tool
 
 import hvmon
@@ -31,35 +29,6 @@ from hvmon.plugins.cim.server import CimServer
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: pywbemtools pins Click < 8.2, which import-linter cannot use: it lives in its own venv
 PYWBEMCLI_VENV = REPO_ROOT / ".venv" / "tools" / "pywbemtools" / "bin" / "pywbemcli"
-T = TypeVar("T")
-
-
-class LoopThread:
-    """An event loop running in a thread; :meth:`call` runs a coroutine on it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="cim-test-loop",
-                                       daemon=True)
-        self.thread.start()
-
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
-@pytest.fixture
-def loop_thread() -> Iterator[LoopThread]:
-    runner = LoopThread()
-    try:
-        yield runner
-    finally:
-        runner.close()
 
 
 @dataclass

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from .conftest import LoopThread
+from loopthread import LoopThread
 
 
 def free_port() -> int:

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import pywbem
+from loopthread import LoopThread
 
 from hvmon.plugins.cim.config import OPTIONS, validate_options
 
-from .conftest import LoopThread
 from .daemon_support import DaemonThread, cim_config, free_port
 
 CS_PATH = pywbem.CIMInstanceName("KVM_ComputerSystem", {"CreationClassName": "KVM_ComputerSystem",

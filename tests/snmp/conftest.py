@@ -8,19 +8,18 @@ tool skips its test, except in CI (``CI=true``) where it fails.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from loopthread import LoopThread
 from toolcheck import need_tool
 
 from hvmon.plugins.snmp.engine import SnmpEngine
@@ -33,7 +32,6 @@ NET_SNMP = "Debian packages snmp, snmpd, snmptrapd"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIB_DIR = REPO_ROOT / "hvmon" / "plugins" / "snmp" / "mibs"
 COMPAT_MIBS = (REPO_ROOT.parent / "shared" / "compat" / "mibs").resolve()
-T = TypeVar("T")
 
 
 def free_udp_port(hosts: Sequence[str] = ("127.0.0.1", "::1")) -> int:
@@ -120,36 +118,6 @@ class FakeView:
 
     def notifications(self, event: Any) -> list[tuple[OID, list[VarBind]]]:
         return []
-
-
-# --- an asyncio loop in a thread ---------------------------------------------------------
-
-class LoopThread:
-    """An event loop running in a thread; :meth:`call` runs a coroutine on it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="snmp-test-loop",
-                                       daemon=True)
-        self.thread.start()
-
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
-@pytest.fixture
-def loop_thread() -> Iterator[LoopThread]:
-    runner = LoopThread()
-    try:
-        yield runner
-    finally:
-        runner.close()
 
 
 EngineFactory = Callable[..., SnmpEngine]

@@ -8,20 +8,19 @@ talk to snmpd. A missing tool skips locally and fails when ``CI=true``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
 import socket
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from loopthread import LoopThread
 from toolcheck import need_tool
 
 import hvmon
@@ -116,23 +115,6 @@ class Net:
         return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
 
 
-class LoopThread:
-    """An asyncio loop in a thread: the subagent lives there while the test runs tools."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="agentx-test-loop")
-        self.thread.start()
-
-    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
 # --- fixtures -----------------------------------------------------------------------
 
 SnmpdFactory = Callable[..., Snmpd]
@@ -198,15 +180,6 @@ def _wait_ready(snmpd: Snmpd) -> None:
         return Path(snmpd.agentx).exists()
 
     wait_for(ready, 15, "snmpd's AgentX socket")
-
-
-@pytest.fixture
-def loop_thread() -> Iterator[LoopThread]:
-    runner = LoopThread()
-    try:
-        yield runner
-    finally:
-        runner.close()
 
 
 @pytest.fixture

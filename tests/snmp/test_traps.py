@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from loopthread import LoopThread
 from toolcheck import wait_for
 
 from hvmon.daemon.context import shared_connection
@@ -23,7 +24,6 @@ from .conftest import (
     MIB_DIR,
     NET_SNMP,
     DaemonFactory,
-    LoopThread,
     free_udp_port,
     need_tool,
     snmp_daemon_config,
