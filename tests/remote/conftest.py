@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from leaks import no_leaked_threads  # noqa: F401 - autouse in this suite
 
 import hvmon
 from hvmon.core.access import AccessGate
@@ -94,20 +95,6 @@ class Daemon:
 
 
 DaemonFactory = Callable[..., Daemon]
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    """Every thread a test starts (server loop, workers, readers) is gone afterwards."""
-    before = set(threading.enumerate())
-    yield
-    end = time.monotonic() + 5.0
-    while time.monotonic() < end:
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not leaked:
-            return
-        time.sleep(0.01)
-    pytest.fail(f"threads left running: {sorted(t.name for t in leaked)}")
 
 
 @pytest.fixture

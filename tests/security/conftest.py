@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from leaks import no_leaked_threads  # noqa: F401 - autouse in this suite
 
 from hvmon.core.api import api_registry
 from hvmon.core.drivers.test.driver import TestDriver
@@ -81,20 +81,6 @@ class Server:
 
 
 ServerFactory = Callable[..., Server]
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    """Every thread a test starts (server loop, readers, TLS pumps) is gone afterwards."""
-    before = set(threading.enumerate())
-    yield
-    end = time.monotonic() + 5.0
-    while time.monotonic() < end:
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not leaked:
-            return
-        time.sleep(0.01)
-    pytest.fail(f"threads left running: {sorted(t.name for t in leaked)}")
 
 
 @pytest.fixture
