@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from leaks import threads_joined
 
 from . import tinyplugin
 
@@ -119,13 +119,5 @@ def start_hvmond(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
 @pytest.fixture
 def no_leaked_threads() -> Iterator[None]:
     """Every thread an in-process daemon starts is gone after the test."""
-    before = set(threading.enumerate())
-    yield
-    end = time.monotonic() + 5.0
-    leaked: list[threading.Thread] = []
-    while time.monotonic() < end:
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not leaked:
-            return
-        time.sleep(0.01)
-    pytest.fail(f"threads left running: {sorted(t.name for t in leaked)}")
+    with threads_joined():
+        yield
