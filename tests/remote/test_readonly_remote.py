@@ -8,14 +8,11 @@ tests/core/test_readonly_registry.py.
 
 from __future__ import annotations
 
-import importlib.util
 import stat
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
+from registrytests import readonly_registry
 
 import hvmon
 from hvmon.core.access import AccessGate
@@ -24,21 +21,7 @@ from hvmon.core.drivers import open_driver
 
 from .conftest import Daemon
 
-
-def _registry_module() -> ModuleType:
-    """tests/core/test_readonly_registry.py (tests/core is not a package)."""
-    name = "hvmon_tests_core_readonly_registry"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "core" / "test_readonly_registry.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-core = _registry_module()
+core = readonly_registry()
 MODES = ["ro-socket", "rw-socket-asking-readonly"]
 
 

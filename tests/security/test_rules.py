@@ -9,16 +9,14 @@ certificate DN), and nothing changes; the permissions it is granted work.
 from __future__ import annotations
 
 import grp
-import importlib.util
 import os
 import pwd
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any, cast
 
 import pytest
+from registrytests import readonly_registry
 
 import hvmon
 from hvmon.core.access import AccessGate, Identity
@@ -29,21 +27,7 @@ from hvmon.daemon.rpc.rules import RulesError, load_rules, parse_rules, permissi
 
 from .conftest import Server, ServerFactory, tls_settings
 
-
-def _registry_module() -> ModuleType:
-    """tests/core/test_readonly_registry.py (tests/core is not a package)."""
-    name = "hvmon_tests_core_readonly_registry"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "core" / "test_readonly_registry.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-core = _registry_module()
+core = readonly_registry()
 REGISTRY = api_registry()
 TRANSPORTS = ["unix", "tls"]
 MONITOR_DN = "O=Example,CN=monitor*"
