@@ -40,9 +40,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchkit import hvmond  # sibling module: benchmarks/ is sys.path[0]
+
 GOAL = 0.250
 PYTHON = sys.executable
-HVMOND = str(Path(PYTHON).parent / "hvmond")
 
 
 def p90(times: list[float]) -> float:
@@ -68,26 +69,8 @@ def timed(argv: list[str], repeat: int, env: dict[str, str]) -> list[float]:
 @contextlib.contextmanager
 def daemon(root: Path) -> Iterator[str]:
     """An hvmond serving test:///default; yields its read-only URI; stopped by PID."""
-    config = root / "hvmon.toml"
-    config.write_text(f'[daemon]\nuri = "test:///default"\nrun_dir = "{root}/run"\n'
-                      f'state_dir = "{root}/state"\n')
-    with (root / "out").open("wb") as out, (root / "err").open("wb") as err:
-        proc = subprocess.Popen([HVMOND, "--config", str(config)], stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while "\nready " not in "\n" + (root / "out").read_text():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"hvmond did not start: {(root / 'err').read_text()[-500:]}")
-            time.sleep(0.05)
+    with hvmond("test:///default", root, timeout=30):
         yield f"test+unix:///default?socket={root}/run/hvmon-sock-ro"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 def import_breakdown(argv: list[str], env: dict[str, str], top: int = 12) -> list[str]:

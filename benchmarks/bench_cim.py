@@ -19,18 +19,13 @@ Usage: ``python benchmarks/bench_cim.py [--sizes 1000 10000] [--repeat 3]``
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
-import threading
 import time
-from collections.abc import Coroutine
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from bench_testdriver import node_file  # sibling script
+from benchkit import LoopThread
 
-T = TypeVar("T")
 BODY = (b'<?xml version="1.0" encoding="utf-8" ?><CIM CIMVERSION="2.0" DTDVERSION="2.0">'
         b'<MESSAGE ID="1" PROTOCOLVERSION="1.0"><SIMPLEREQ><IMETHODCALL NAME="EnumerateInstances">'
         b'<LOCALNAMESPACEPATH><NAMESPACE NAME="root"/><NAMESPACE NAME="virt"/>'
@@ -48,22 +43,6 @@ class Row:
     warm: float
     size: int
     pywbem: float | None
-
-
-class LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(600)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 def enumerate_raw(conn: http.client.HTTPConnection) -> tuple[float, bytes]:

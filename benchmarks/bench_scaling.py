@@ -35,13 +35,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +51,8 @@ import bench_snmp
 import nodegen
 import report
 from bench_testdriver import median_time, node_file
+from benchkit import HVMOND, hvmond
 
-HVMOND = str(Path(sys.executable).with_name("hvmond"))
 MB = 1_000_000
 RSS_GOAL_MB = 300.0
 RSS_GOAL_AT = 10000
@@ -128,31 +125,6 @@ def amqp_publish(n: int, repeat: int) -> float:
     return asyncio.run(run())
 
 
-@contextmanager
-def hvmond(uri: str, root: Path) -> Iterator[int]:
-    """An hvmond (no agents) serving ``uri``; yields its PID once ready; stopped by PID."""
-    config = root / "hvmon.toml"
-    config.write_text(f'[daemon]\nuri = "{uri}"\nrun_dir = "{root}/run"\n'
-                      f'state_dir = "{root}/state"\n')
-    with (root / "out").open("wb") as out, (root / "err").open("wb") as err:
-        proc = subprocess.Popen([HVMOND, "--config", str(config)], stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while "\nready " not in "\n" + (root / "out").read_text():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"hvmond did not start: {(root / 'err').read_text()[-300:]}")
-            time.sleep(0.05)
-        yield proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def rss_mb(pid: int) -> float:
     """VmRSS of ``pid`` in MB (10^6 bytes)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -170,7 +142,8 @@ def daemon_rss(n: int) -> float:
     with tempfile.TemporaryDirectory(prefix="hvsc-") as tmp:
         root = Path(tmp)
         path = node_file(n)
-        with hvmond(f"test://{path}", root) as pid:
+        with hvmond(f"test://{path}", root) as daemon:
+            pid = daemon.pid
             ro = f"test+unix://{path}?socket={root}/run/hvmon-sock-ro"
             with hvmon.open_readonly(ro) as conn:
                 conn.get_all_domain_stats(groups=["state"])

@@ -26,23 +26,19 @@ Usage: ``python benchmarks/bench_snmp.py [--sizes 1000 10000] [--repeat 3] [--re
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Coroutine, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 from bench_testdriver import node_file  # sibling script
+from benchkit import LoopThread
 
-T = TypeVar("T")
 GOAL = 0.5
 
 
@@ -91,22 +87,6 @@ def walks(port: int, oid: str, reps: int, repeat: int,
     count, first = bulkwalk(port, oid, reps, prefix)
     warm = [bulkwalk(port, oid, reps, prefix)[1] for _ in range(repeat)]
     return count, count / first, count / min(warm)
-
-
-class LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(600)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 def measure_hvmon(n: int, reps: int, repeat: int) -> Row:

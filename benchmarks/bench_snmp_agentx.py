@@ -21,7 +21,6 @@ Usage: ``python benchmarks/bench_snmp_agentx.py [--sizes 1000] [--reps 25] [--re
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import shutil
@@ -29,13 +28,12 @@ import socket
 import statistics
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench_testdriver import node_file  # sibling script
+from benchkit import LoopThread
 
 from hvmon.plugins.snmp import oids
 from hvmon.plugins.snmp.types import format_oid
@@ -153,23 +151,6 @@ class Snmpd:
                 self.proc.wait()
 
 
-class LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="bench-agentx")
-        self.thread.start()
-
-    def call(self, factory: Callable[[], Any], timeout: float = 60) -> Any:
-        async def run() -> Any:
-            return await factory()
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
 def through_snmpd(n: int, reps: int, repeat: int) -> tuple[dict[str, Any], dict[str, float]]:
     """Walk results for ``n`` domains: the subagent's guest table and snmpd's mib-2."""
     import hvmon
@@ -186,14 +167,14 @@ def through_snmpd(n: int, reps: int, repeat: int) -> tuple[dict[str, Any], dict[
         view = HvmonView(cache.get, libvirt_compat=True)
         view.table()
         snmpd = Snmpd(Path(tmp))
-        runner = LoopThread()
+        runner = LoopThread("bench-agentx")
         sub = None
         try:
             async def make() -> AgentxSubagent:
                 return AgentxSubagent(view, str(snmpd.socket),
                                       logger=logging.getLogger("bench"), timeout=10)
-            sub = runner.call(make)
-            runner.call(sub.start)
+            sub = runner.call(make())
+            runner.call(sub.start())
             if not sub.health()[0]:
                 raise RuntimeError(sub.health()[1])
             guest = format_oid(oids.GUEST_TABLE)
@@ -208,7 +189,7 @@ def through_snmpd(n: int, reps: int, repeat: int) -> tuple[dict[str, Any], dict[
             costs = responder_costs(view)
         finally:
             if sub is not None:
-                runner.call(sub.stop)
+                runner.call(sub.stop())
             runner.close()
             snmpd.stop()
             cache.stop()
