@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from pathlib import Path
@@ -14,13 +15,21 @@ from hvmon.core.types import NodeInfo
 def node_info() -> NodeInfo:
     """libvirt's virNodeInfo of this machine: arch, memory KiB, CPUs, MHz and topology."""
     cpus = os.cpu_count() or 1
+    mhz, nodes, sockets, cores_per_socket, threads = _cpu_shape(cpus)
+    return NodeInfo(model=platform.machine(), memory=psutil.virtual_memory().total // 1024,
+                    cpus=cpus, mhz=mhz, nodes=nodes, sockets=sockets,
+                    cores=cores_per_socket, threads=threads)
+
+
+@functools.lru_cache(maxsize=8)
+def _cpu_shape(cpus: int) -> tuple[int, int, int, int, int]:
+    """(MHz, NUMA nodes, sockets per node, cores per socket, threads per core): read once
+    per CPU count (a snapshot asks every refresh; only a CPU hot-plug changes them)."""
     sockets, cores_per_socket, threads = _topology(cpus)
     freq = psutil.cpu_freq()
     mhz = int(freq.max or freq.current) if freq is not None else _cpuinfo_mhz()
     nodes = max(1, len(list(Path("/sys/devices/system/node").glob("node[0-9]*"))))
-    return NodeInfo(model=platform.machine(), memory=psutil.virtual_memory().total // 1024,
-                    cpus=cpus, mhz=mhz, nodes=nodes, sockets=max(1, sockets // nodes),
-                    cores=cores_per_socket, threads=threads)
+    return mhz, nodes, max(1, sockets // nodes), cores_per_socket, threads
 
 
 def free_memory() -> int:
