@@ -49,7 +49,8 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_testdriver.py": ["--sizes", "1000", "--repeat", "2"],
 }
 #: Runs of a quick report for scripts that would not fit twice in two minutes.
-QUICK_RUNS: dict[str, int] = {"bench_qemu_agents.py": 1, "bench_snmp_iftable.py": 1}
+QUICK_RUNS: dict[str, int] = {"bench_qemu_agents.py": 1, "bench_scaling.py": 1,
+                               "bench_snmp_iftable.py": 1, "bench_testdriver.py": 1}
 #: Per-script arguments of a full report run (the scripts' defaults otherwise).
 FULL_ARGS: dict[str, list[str]] = {}
 TIMEOUT = 1800.0
