@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 import pywbem
-from loopthread import LoopThread
+from loopthread import DaemonThread, LoopThread
 
 from hvmon.plugins.cim.config import OPTIONS, validate_options
 
-from .daemon_support import DaemonThread, cim_config, free_port
+from .daemon_support import cim_config, free_port
 
 CS_PATH = pywbem.CIMInstanceName("KVM_ComputerSystem", {"CreationClassName": "KVM_ComputerSystem",
                                                         "Name": "test"}, namespace="root/virt")
@@ -25,7 +25,7 @@ def daemons(loop_thread: LoopThread, tmp_path: Path) -> Iterator[Any]:
     started: list[DaemonThread] = []
 
     def start(data: dict[str, Any]) -> DaemonThread:
-        daemon = DaemonThread(loop_thread, tmp_path, data)
+        daemon = DaemonThread(loop_thread, tmp_path, data, "cim")
         started.append(daemon)
         return daemon
 

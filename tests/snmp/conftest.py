@@ -8,8 +8,6 @@ tool skips its test, except in CI (``CI=true``) where it fails.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import socket
 import subprocess
 import threading
@@ -19,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loopthread import LoopThread
+from loopthread import DaemonThread, LoopThread
 from toolcheck import need_tool
 
 from hvmon.plugins.snmp.engine import SnmpEngine
@@ -214,28 +212,6 @@ def processes() -> Iterator[Callable[[list[str], Path], subprocess.Popen[bytes]]
 
 # --- a daemon with the snmp plugin, in a thread -----------------------------------------
 
-class DaemonThread:
-    """An in-process hvmond with the ``snmp`` plugin, driven from a loop thread."""
-
-    def __init__(self, runner: LoopThread, tmp_path: Path, data: dict[str, Any]) -> None:
-        import hvmon.plugins.snmp.plugin as plugin_module
-        from hvmon.daemon.app import Daemon
-        from hvmon.daemon.config import parse_config
-        from hvmon.daemon.plugins import build_plugin_host
-
-        host = build_plugin_host(plugins=[(plugin_module, "snmp-test")], disabled=("snmp",))
-        schema = host.schema()
-        config = parse_config(data, schema)
-        self.runner = runner
-        self.daemon = Daemon(host, schema, config, run_dir=tmp_path / "run",
-                             state_dir=tmp_path / "state", rpc=False, out=io.StringIO())
-        runner.call(self.daemon.start())
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.runner.call(self.daemon.stop())
-
-
 def snmp_daemon_config(port: int, *, allow_control: bool = True, control: bool = True,
                        **options: Any) -> dict[str, Any]:
     """A config for test:///default with the snmp agent on 127.0.0.1 and ::1 at ``port``."""
@@ -254,7 +230,7 @@ def start_daemon(loop_thread: LoopThread, tmp_path: Path) -> Iterator[DaemonFact
     daemons: list[DaemonThread] = []
 
     def start(data: dict[str, Any], path: Path | None = None) -> DaemonThread:
-        daemon = DaemonThread(loop_thread, path or tmp_path, data)
+        daemon = DaemonThread(loop_thread, path or tmp_path, data, "snmp")
         daemons.append(daemon)
         return daemon
 

@@ -13,11 +13,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from loopthread import DaemonThread
 
 from hvmon.plugins.snmp import oids
 from hvmon.plugins.snmp.types import format_oid
 
-from .conftest import DaemonFactory, DaemonThread, free_udp_port, snmp
+from .conftest import DaemonFactory, free_udp_port, snmp
 
 TEST_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"
 INDEX = ".".join(str(b) for b in uuid.UUID(TEST_UUID).bytes)
