@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from toolcheck import need, wait_for
+from toolcheck import need, stop_process, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TYPES_DB = Path("/usr/share/collectd/types.db")
@@ -84,17 +84,6 @@ def parse_types_db(path: Path = TYPES_DB) -> dict[str, list[tuple[str, str]]]:
             sources.append((ds_name, kind))
         types[words[0]] = sources
     return types
-
-
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    """Stop ``proc`` by its PID: SIGTERM, then SIGKILL after 10 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 class Collectd:
@@ -153,7 +142,7 @@ LoadPlugin csv
 
     def stop(self) -> None:
         if self.proc is not None:
-            stop_process(self.proc)
+            stop_process(self.proc, grace=10)
 
     @property
     def log(self) -> str:

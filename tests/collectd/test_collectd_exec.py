@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from toolcheck import stop_process
 
 import hvmon
 from hvmon.cli.main import collect_commands, main
 from hvmon.plugins.collectd.exec import commands
 
-from .conftest import Collectd, stop_process, wait_for
+from .conftest import Collectd, wait_for
 
 HVMOND = Path(sys.executable).parent / "hvmond"
 
@@ -43,7 +44,7 @@ def hvmond(reachable_dir: Path) -> Iterator[str]:
                  20, "hvmond to be ready")
         yield f"test+unix:///default?socket={run_dir / 'hvmon-sock-ro'}"
     finally:
-        stop_process(proc)
+        stop_process(proc, grace=10)
 
 
 def children_of(pid: int) -> list[tuple[int, int, str]]:
@@ -144,7 +145,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for proc in started:
-        stop_process(proc)
+        stop_process(proc, grace=10)
 
 
 def test_exits_cleanly_when_the_pipe_closes(processes: list[subprocess.Popen[bytes]]) -> None:

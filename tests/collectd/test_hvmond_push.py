@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from toolcheck import stop_process
 
-from .conftest import Collectd, free_udp_port, stop_process, wait_for
+from .conftest import Collectd, free_udp_port, wait_for
 from .test_collectd_network import network_conf
 
 BIN = Path(sys.executable).parent
@@ -43,7 +44,7 @@ def hvmond(tmp_path: Path) -> Iterator[Callable[[str], subprocess.Popen[bytes]]]
         yield start
     finally:
         for proc in started:
-            stop_process(proc)
+            stop_process(proc, grace=10)
 
 
 def test_hvmond_pushes_to_collectd_from_its_config_file(

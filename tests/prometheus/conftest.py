@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
-from toolcheck import need_tool
+from toolcheck import need_tool, stop_process
 
 import hvmon
 from hvmon.core.snapshot.cache import SnapshotCache
@@ -88,17 +88,6 @@ def start_process(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as sink:
         return subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """Stop ``proc`` by its PID: SIGTERM, then SIGKILL after 5 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def run_tool(argv: list[str], *, stdin: bytes | None = None, cwd: Path | None = None,

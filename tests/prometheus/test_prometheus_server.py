@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import pytest
 import yaml
-from toolcheck import wait_for
+from toolcheck import stop_process, wait_for
 
 import hvmon
 from hvmon.core.snapshot.cache import SnapshotCache
@@ -31,7 +31,6 @@ from .conftest import (
     free_port,
     need_tool,
     start_process,
-    stop_process,
     try_fetch,
 )
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 from loopthread import LoopThread
-from toolcheck import need_tool
+from toolcheck import need_tool, stop_process
 
 import hvmon
 from hvmon.core.snapshot.cache import SnapshotCache
@@ -64,17 +64,6 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(0.05)
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM by PID, SIGKILL after 5 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @dataclass
